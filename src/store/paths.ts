@@ -7,6 +7,7 @@
 //     repositories/<name>/_uploads/<id>/data                        bytes received so far
 //     repositories/<name>/_uploads/<id>/startedat                   RFC 3339 start time
 //     repositories/<name>/_uploads/<id>/hashstates/<alg>/<offset>   hash state after <offset> bytes
+//   <root>/stowage/index.lmdb, index.lmdb-lock                       the index (ours; Distribution has none)
 //
 // Repository links, manifests, tags and referrers live in the index, not in link files.
 // Every input is validated again here, so no caller can build a path outside the root.
@@ -26,6 +27,10 @@ export class StoragePaths {
 
   constructor(readonly root: string) {
     this.base = path.join(path.resolve(root), 'docker', 'registry', 'v2');
+  }
+
+  indexFile(): string {
+    return path.join(path.resolve(this.root), 'stowage', 'index.lmdb');
   }
 
   blobsDir(): string {

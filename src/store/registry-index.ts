@@ -4,6 +4,8 @@
 // will wrap this behind a cache or change these to promises when it arrives.
 // Every mutating method is one transaction.
 
+import type { DigestAlgorithm } from '../oci/digest.js';
+
 export interface BlobRecord {
   size: number;
 }
@@ -28,6 +30,8 @@ export interface ManifestRecord {
 export interface UploadSession {
   id: string;
   repo: string;
+  /** The algorithm the session hashes with; recovery reads its hash states. */
+  algorithm: DigestAlgorithm;
   /** Milliseconds since the epoch. */
   startedAt: number;
 }
@@ -46,8 +50,11 @@ export type PutManifestResult =
 /** Who holds a reference to a blob or manifest; lets GC answer without scanning everything. */
 export interface Reference {
   repo: string;
-  /** 'link': the repository links the blob; 'manifest': manifest `from` references it. */
-  kind: 'link' | 'manifest';
+  /**
+   * 'link': the repository links the blob; 'revision': the repository holds this manifest;
+   * 'manifest': manifest `from` of the repository lists it as config, layer or child.
+   */
+  kind: 'link' | 'revision' | 'manifest';
   from?: string;
 }
 

@@ -1,0 +1,74 @@
+// The main thread's handle on the hash workers (src/workers/hash.worker.ts). Uploads hash
+// in parallel across workers; one upload's batches stay in order because its writer awaits
+// each state before sending the next batch.
+
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { DigestAlgorithm } from '../oci/digest.js';
+import type { HashTask } from '../workers/hash.worker.js';
+
+export interface HashPoolOptions {
+  threads?: number;
+}
+
+export class HashPool {
+  private constructor(
+    private readonly pool: Piscina<HashTask, Uint8Array | string>,
+    readonly engineName: string,
+  ) {}
+
+  static async open(options: HashPoolOptions = {}): Promise<HashPool> {
+    const threads = options.threads ?? os.availableParallelism();
+    const pool = new Piscina<HashTask, Uint8Array | string>({
+      filename: workerFile(),
+      minThreads: threads,
+      maxThreads: threads,
+      // Hash tasks are CPU-bound; queueing more than a few per thread only adds latency.
+      concurrentTasksPerWorker: 1,
+    });
+    const engineName = (await pool.run({ op: 'engine' })) as string;
+    return new HashPool(pool, engineName);
+  }
+
+  /**
+   * Continues `state` over `chunks`. The chunks' memory is moved to the worker, so each
+   * must own its whole ArrayBuffer (Buffer.allocUnsafeSlow) and is unusable afterwards.
+   */
+  async update(algorithm: DigestAlgorithm, state: Uint8Array, chunks: Uint8Array[]): Promise<Uint8Array> {
+    const transferList = chunks.filter(ownsBuffer).map((chunk) => chunk.buffer as ArrayBuffer);
+    return (await this.pool.run({ op: 'update', algorithm, state, chunks }, { transferList })) as Uint8Array;
+  }
+
+  async digest(algorithm: DigestAlgorithm, state: Uint8Array): Promise<string> {
+    return (await this.pool.run({ op: 'digest', algorithm, state })) as string;
+  }
+
+  /** The state after hashing bytes [start, end) of a file. */
+  async hashFile(algorithm: DigestAlgorithm, file: string, start: number, end: number): Promise<Uint8Array> {
+    return (await this.pool.run({ op: 'hashFile', algorithm, path: file, start, end })) as Uint8Array;
+  }
+
+  get queueSize(): number {
+    return this.pool.queueSize;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+function ownsBuffer(chunk: Uint8Array): boolean {
+  return chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && !(chunk.buffer instanceof SharedArrayBuffer);
+}
+
+function workerFile(): string {
+  const sibling = fileURLToPath(new URL('../workers/hash.worker.js', import.meta.url));
+  if (existsSync(sibling)) return sibling;
+  // Under vitest this module runs from its TypeScript source; worker threads need the
+  // compiled worker, which `npm test` builds first (pretest).
+  const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+  return path.join(projectRoot, 'dist', 'src', 'workers', 'hash.worker.js');
+}

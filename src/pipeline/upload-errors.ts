@@ -1,0 +1,18 @@
+// Why an upload request was refused, in the pipeline's own terms; server/ maps these to API errors.
+
+export type UploadErrorKind =
+  | 'unknown' // no such session in this repository
+  | 'range' // the chunk does not start where the upload ends
+  | 'busy' // another request is writing to this session
+  | 'size' // the body's length disagrees with what the request declared
+  | 'digest'; // the content does not hash to the digest given
+
+export class UploadError extends Error {
+  constructor(
+    readonly kind: UploadErrorKind,
+    message: string,
+    readonly detail: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}

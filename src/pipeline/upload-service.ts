@@ -1,0 +1,215 @@
+// Upload sessions: start, append, report, complete, cancel. A session's durable point (an
+// offset whose data and hash state are both on disk) is the only state that matters: a
+// session seen for the first time after a restart is recovered from disk without reading
+// its data, and a failed request rolls back to it.
+
+import { randomUUID } from 'node:crypto';
+import type { Digest, DigestAlgorithm } from '../oci/digest.js';
+import type { BlobStore } from '../store/blob-store.js';
+import type { RegistryIndex } from '../store/registry-index.js';
+import type { HashPool } from './hash-pool.js';
+import { initialHashState, isValidHashState } from './hash-state.js';
+import { UploadError } from './upload-errors.js';
+import { appendBody, type HashedOffset } from './upload-writer.js';
+
+export interface UploadStatus {
+  id: string;
+  repo: string;
+  /** Bytes received and durable so far. */
+  offset: number;
+}
+
+export interface ChunkRange {
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
+
+export interface AppendRequest {
+  body: AsyncIterable<Uint8Array>;
+  /** The chunk's position as declared by Content-Range, if any. */
+  range?: ChunkRange;
+  /** Content-Length, if any. */
+  length?: number;
+}
+
+interface ActiveUpload {
+  id: string;
+  repo: string;
+  algorithm: DigestAlgorithm;
+  durable: HashedOffset;
+  busy: boolean;
+}
+
+export interface CommittedBlob {
+  digest: string;
+  size: number;
+}
+
+export class UploadService {
+  private readonly active = new Map<string, Promise<ActiveUpload | undefined>>();
+
+  constructor(
+    private readonly index: RegistryIndex,
+    private readonly blobs: BlobStore,
+    private readonly pool: HashPool,
+  ) {}
+
+  async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
+    const id = randomUUID();
+    const startedAt = Date.now();
+    await this.index.createUpload({ id, repo, algorithm, startedAt });
+    await this.blobs.createUpload(repo, id, new Date(startedAt), algorithm);
+    const upload: ActiveUpload = {
+      id,
+      repo,
+      algorithm,
+      durable: { offset: 0, state: initialHashState(algorithm) },
+      busy: false,
+    };
+    this.active.set(id, Promise.resolve(upload));
+    return { id, repo, offset: 0 };
+  }
+
+  async status(repo: string, id: string): Promise<UploadStatus> {
+    const upload = await this.find(repo, id);
+    return { id, repo, offset: upload.durable.offset };
+  }
+
+  async append(repo: string, id: string, request: AppendRequest): Promise<UploadStatus> {
+    return this.exclusive(repo, id, async (upload) => {
+      await this.write(upload, request);
+      return { id, repo, offset: upload.durable.offset };
+    });
+  }
+
+  /** Appends an optional last chunk, verifies the digest and moves the blob into the store. */
+  async complete(repo: string, id: string, digest: Digest, lastChunk?: AppendRequest): Promise<CommittedBlob> {
+    return this.exclusive(repo, id, async (upload) => {
+      if (lastChunk) await this.write(upload, lastChunk);
+      const size = upload.durable.offset;
+      const actual = await this.digestOf(upload, digest.algorithm);
+      if (actual !== digest.hex) {
+        throw new UploadError('digest', 'content does not match the digest', {
+          expected: digest.value,
+          actual: `${digest.algorithm}:${actual}`,
+        });
+      }
+      await this.blobs.commitUpload(repo, id, digest.value);
+      await this.index.commitUpload(id, repo, digest.value, size);
+      this.active.delete(id);
+      await this.blobs.removeUpload(repo, id);
+      return { digest: digest.value, size };
+    });
+  }
+
+  async cancel(repo: string, id: string): Promise<void> {
+    await this.exclusive(repo, id, async () => {
+      await this.index.deleteUpload(id);
+      this.active.delete(id);
+      await this.blobs.removeUpload(repo, id);
+    });
+  }
+
+  /** A whole blob in one request: a session that lives for that request only. */
+  async putMonolithic(repo: string, digest: Digest, body: AppendRequest): Promise<CommittedBlob> {
+    const { id } = await this.start(repo, digest.algorithm);
+    try {
+      return await this.complete(repo, id, digest, body);
+    } catch (error) {
+      await this.cancel(repo, id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async write(upload: ActiveUpload, request: AppendRequest): Promise<void> {
+    const { range, length } = request;
+    let expectedLength = length;
+    if (range) {
+      if (range.start !== upload.durable.offset) {
+        throw new UploadError('range', 'chunk does not start where the upload ends', {
+          offset: upload.durable.offset,
+          start: range.start,
+        });
+      }
+      const declared = range.end - range.start + 1;
+      if (length !== undefined && length !== declared) {
+        throw new UploadError('size', 'Content-Length does not match Content-Range', { length, range });
+      }
+      expectedLength = declared;
+    }
+    const data = await this.blobs.openUploadData(upload.repo, upload.id);
+    try {
+      upload.durable = await appendBody({
+        data,
+        pool: this.pool,
+        algorithm: upload.algorithm,
+        from: upload.durable,
+        body: request.body,
+        expectedLength,
+        persist: async (point) => {
+          await this.blobs.writeHashState(upload.repo, upload.id, upload.algorithm, point.offset, point.state);
+          upload.durable = point;
+        },
+      });
+    } catch (error) {
+      // Whatever arrived after the last durable point is dropped, so the session stays usable.
+      await data.truncate(upload.durable.offset).catch(() => undefined);
+      throw error;
+    } finally {
+      await data.close();
+    }
+  }
+
+  private async digestOf(upload: ActiveUpload, algorithm: DigestAlgorithm): Promise<string> {
+    if (algorithm === upload.algorithm) return this.pool.digest(algorithm, upload.durable.state);
+    // The session was hashed with another algorithm: the only case that reads the data again.
+    const state = await this.pool.hashFile(
+      algorithm,
+      this.blobs.uploadDataPath(upload.repo, upload.id),
+      0,
+      upload.durable.offset,
+    );
+    return this.pool.digest(algorithm, state);
+  }
+
+  private async exclusive<T>(repo: string, id: string, work: (upload: ActiveUpload) => Promise<T>): Promise<T> {
+    const upload = await this.find(repo, id);
+    if (upload.busy) throw new UploadError('busy', 'another request is writing to this upload', { uuid: id });
+    upload.busy = true;
+    try {
+      return await work(upload);
+    } finally {
+      upload.busy = false;
+    }
+  }
+
+  private async find(repo: string, id: string): Promise<ActiveUpload> {
+    let loading = this.active.get(id);
+    if (!loading) {
+      loading = this.recover(id);
+      this.active.set(id, loading);
+      loading.then((upload) => upload ?? this.active.delete(id), () => this.active.delete(id));
+    }
+    const upload = await loading;
+    if (!upload || upload.repo !== repo) throw new UploadError('unknown', 'upload unknown', { uuid: id });
+    return upload;
+  }
+
+  /** A session known to the index but not in memory: the server restarted since it was last used. */
+  private async recover(id: string): Promise<ActiveUpload | undefined> {
+    const session = this.index.getUpload(id);
+    if (!session) return undefined;
+    const { algorithm } = session;
+    const recovered = await this.blobs.recoverUpload(session.repo, id, algorithm, (state, offset) =>
+      isValidHashState(algorithm, state, offset),
+    );
+    return {
+      id,
+      repo: session.repo,
+      algorithm,
+      durable: { offset: recovered.offset, state: recovered.state ?? initialHashState(algorithm) },
+      busy: false,
+    };
+  }
+}

@@ -1,0 +1,131 @@
+// The HTTP surface: one catch-all route under /v2/ that recognises the endpoint from the
+// path (repository names contain slashes) and dispatches by method. Bodies are never
+// parsed by fastify: blob uploads stream from the raw request and manifests are read with
+// a size limit by their handler.
+
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { RegistryContext } from './context.js';
+import { ApiError, errors } from './errors.js';
+import { matchEndpoint, type Endpoint } from './route-match.js';
+import { deleteBlob, getBlob } from './routes/blobs.js';
+import { listCatalog, listReferrers, listTags } from './routes/listing.js';
+import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
+import { deleteUpload, getUpload, patchUpload, putUpload, startUpload } from './routes/uploads.js';
+import { toApiError } from './upload-error-map.js';
+
+type Handler = (ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply, endpoint: Endpoint) => Promise<void>;
+type MethodTable = Partial<Record<string, Handler>>;
+
+const ENDPOINTS: { [K in Endpoint['kind']]: MethodTable } = {
+  base: {
+    GET: async (_ctx, _req, reply) => void reply.code(200).header('content-type', 'application/json').send('{}'),
+  },
+  catalog: { GET: (ctx, req, reply) => listCatalog(ctx, req, reply) },
+  tags: { GET: (ctx, req, reply, ep) => listTags(ctx, req, reply, (ep as Extract<Endpoint, { kind: 'tags' }>).name) },
+  blob: {
+    GET: (ctx, req, reply, ep) => blob(ep, (name, digest) => getBlob(ctx, req, reply, name, digest)),
+    HEAD: (ctx, req, reply, ep) => blob(ep, (name, digest) => getBlob(ctx, req, reply, name, digest)),
+    DELETE: (ctx, req, reply, ep) => blob(ep, (name, digest) => deleteBlob(ctx, req, reply, name, digest)),
+  },
+  uploads: {
+    POST: (ctx, req, reply, ep) => startUpload(ctx, req, reply, (ep as Extract<Endpoint, { kind: 'uploads' }>).name),
+  },
+  upload: {
+    GET: (ctx, req, reply, ep) => upload(ep, (name, id) => getUpload(ctx, req, reply, name, id)),
+    PATCH: (ctx, req, reply, ep) => upload(ep, (name, id) => patchUpload(ctx, req, reply, name, id)),
+    PUT: (ctx, req, reply, ep) => upload(ep, (name, id) => putUpload(ctx, req, reply, name, id)),
+    DELETE: (ctx, req, reply, ep) => upload(ep, (name, id) => deleteUpload(ctx, req, reply, name, id)),
+  },
+  manifest: {
+    GET: (ctx, req, reply, ep) => manifest(ep, (name, ref) => getManifest(ctx, req, reply, name, ref)),
+    HEAD: (ctx, req, reply, ep) => manifest(ep, (name, ref) => getManifest(ctx, req, reply, name, ref)),
+    PUT: (ctx, req, reply, ep) => manifest(ep, (name, ref) => putManifest(ctx, req, reply, name, ref)),
+    DELETE: (ctx, req, reply, ep) => manifest(ep, (name, ref) => deleteManifest(ctx, req, reply, name, ref)),
+  },
+  referrers: {
+    GET: (ctx, req, reply, ep) => {
+      const { name, digest } = ep as Extract<Endpoint, { kind: 'referrers' }>;
+      return listReferrers(ctx, req, reply, name, digest);
+    },
+  },
+};
+
+function blob(ep: Endpoint, run: (name: string, digest: Extract<Endpoint, { kind: 'blob' }>['digest']) => Promise<void>) {
+  const { name, digest } = ep as Extract<Endpoint, { kind: 'blob' }>;
+  return run(name, digest);
+}
+
+function upload(ep: Endpoint, run: (name: string, id: string) => Promise<void>) {
+  const { name, id } = ep as Extract<Endpoint, { kind: 'upload' }>;
+  return run(name, id);
+}
+
+function manifest(
+  ep: Endpoint,
+  run: (name: string, reference: Extract<Endpoint, { kind: 'manifest' }>['reference']) => Promise<void>,
+) {
+  const { name, reference } = ep as Extract<Endpoint, { kind: 'manifest' }>;
+  return run(name, reference);
+}
+
+export interface AppOptions {
+  logger: FastifyServerOptions['logger'];
+}
+
+export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: options.logger,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    // Uploads stream for as long as the client sends; a stalled client is cut by the socket timeouts.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
+  const context: RegistryContext = { ...ctx, log: app.log };
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+  });
+
+  const dispatch = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const url = request.raw.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    const endpoint = matchEndpoint(path);
+    const handler = ENDPOINTS[endpoint.kind][request.method];
+    if (!handler) throw errors.methodNotAllowed(request.method, path);
+    await handler(context, request, reply, endpoint);
+  };
+  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });
+  app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
+
+  app.setNotFoundHandler(async (request, reply) => {
+    sendError(reply, errors.notFound(request.url.split('?')[0]));
+  });
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const apiError = toApiError(error);
+    if (apiError) return sendError(reply, apiError);
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      return sendError(reply, new ApiError('UNSUPPORTED', undefined, { status, message: (error as Error).message }));
+    }
+    if (request.raw.destroyed || request.raw.aborted) {
+      request.log.info({ err: error }, 'client went away');
+      return;
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
+  });
+
+  return app;
+}
+
+function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.headers) reply.headers(error.headers);
+  return reply.code(error.status).header('content-type', 'application/json').send(JSON.stringify(error.toJSON()));
+}

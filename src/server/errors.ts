@@ -1,0 +1,57 @@
+// The catalogue of API errors. Codes are the OCI distribution spec's fourteen; each entry
+// fixes the default status so routes raise errors by name and tests assert on codes.
+
+export const ErrorCode = {
+  BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
+  BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
+  BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
+  DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
+  MANIFEST_BLOB_UNKNOWN: { status: 400, message: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
+  MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
+  NAME_INVALID: { status: 400, message: 'invalid repository name' },
+  NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
+  SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
+  UNAUTHORIZED: { status: 401, message: 'authentication required' },
+  DENIED: { status: 403, message: 'requested access to the resource is denied' },
+  UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
+  TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+} as const;
+
+export type ErrorCodeName = keyof typeof ErrorCode;
+
+export class ApiError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCodeName,
+    readonly detail?: unknown,
+    options: { status?: number; message?: string; headers?: Record<string, string> } = {},
+  ) {
+    super(options.message ?? ErrorCode[code].message);
+    this.status = options.status ?? ErrorCode[code].status;
+    this.headers = options.headers;
+  }
+
+  readonly headers: Record<string, string> | undefined;
+
+  toJSON(): { errors: { code: string; message: string; detail?: unknown }[] } {
+    const entry: { code: string; message: string; detail?: unknown } = { code: this.code, message: this.message };
+    if (this.detail !== undefined) entry.detail = this.detail;
+    return { errors: [entry] };
+  }
+}
+
+/** Shorthands for the errors raised in more than one place. */
+export const errors = {
+  nameInvalid: (name: string) => new ApiError('NAME_INVALID', { name }),
+  nameUnknown: (name: string) => new ApiError('NAME_UNKNOWN', { name }),
+  digestInvalid: (digest: string, why = 'malformed or unsupported digest') =>
+    new ApiError('DIGEST_INVALID', { digest, reason: why }),
+  blobUnknown: (digest: string) => new ApiError('BLOB_UNKNOWN', { digest }),
+  uploadUnknown: (id: string) => new ApiError('BLOB_UPLOAD_UNKNOWN', { uuid: id }),
+  manifestUnknown: (reference: string) => new ApiError('MANIFEST_UNKNOWN', { reference }),
+  notFound: (path: string) => new ApiError('UNSUPPORTED', { path }, { status: 404, message: 'no such endpoint' }),
+  methodNotAllowed: (method: string, path: string) =>
+    new ApiError('UNSUPPORTED', { method, path }, { status: 405, message: 'method not allowed on this endpoint' }),
+};

@@ -1,0 +1,50 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Digest } from '../../oci/digest.js';
+import type { RegistryContext } from '../context.js';
+import { ApiError, errors } from '../errors.js';
+import { parseRangeHeader } from '../headers.js';
+
+export async function getBlob(
+  ctx: RegistryContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  name: string,
+  digest: Digest,
+): Promise<void> {
+  const blob = ctx.index.getLinkedBlob(name, digest.value);
+  if (!blob) throw errors.blobUnknown(digest.value);
+  reply.headers({
+    'docker-content-digest': digest.value,
+    etag: `"${digest.value}"`,
+    'accept-ranges': 'bytes',
+    'content-type': 'application/octet-stream',
+  });
+  const range = parseRangeHeader(request.headers.range, blob.size);
+  if (range === 'unsatisfiable') {
+    throw new ApiError('SIZE_INVALID', { size: blob.size, range: request.headers.range }, {
+      status: 416,
+      message: 'requested range not satisfiable',
+      headers: { 'content-range': `bytes */${blob.size}` },
+    });
+  }
+  const served = typeof range === 'object' ? range : undefined;
+  if (served) {
+    reply.code(206).header('content-range', `bytes ${served.start}-${served.end}/${blob.size}`);
+    reply.header('content-length', served.end - served.start + 1);
+  } else {
+    reply.code(200).header('content-length', blob.size);
+  }
+  if (request.method === 'HEAD' || blob.size === 0) return reply.send();
+  return reply.send(ctx.blobs.openBlob(digest.value, served));
+}
+
+export async function deleteBlob(
+  ctx: RegistryContext,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+  name: string,
+  digest: Digest,
+): Promise<void> {
+  if (!(await ctx.index.unlinkBlob(name, digest.value))) throw errors.blobUnknown(digest.value);
+  return reply.code(202).header('content-length', 0).send();
+}

@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ManifestError, parseManifest } from '../../oci/manifest.js';
+import type { ManifestRecord } from '../../store/registry-index.js';
+import { readBodyLimited } from '../body.js';
+import { MAX_MANIFEST_BYTES, type RegistryContext } from '../context.js';
+import { ApiError, errors } from '../errors.js';
+import { mediaTypeOf } from '../headers.js';
+import type { ManifestReference } from '../route-match.js';
+
+export async function getManifest(
+  ctx: RegistryContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  name: string,
+  reference: ManifestReference,
+): Promise<void> {
+  const record = findManifest(ctx, name, reference);
+  reply.code(200).headers({
+    'content-type': record.mediaType,
+    'docker-content-digest': record.digest,
+    etag: `"${record.digest}"`,
+    'content-length': record.size,
+  });
+  if (request.method === 'HEAD') return reply.send();
+  return reply.send(await ctx.blobs.readBlob(record.digest));
+}
+
+export async function putManifest(
+  ctx: RegistryContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  name: string,
+  reference: ManifestReference,
+): Promise<void> {
+  const body = await readBodyLimited(request.raw, MAX_MANIFEST_BYTES);
+  const algorithm = reference.digest?.algorithm ?? 'sha256';
+  const digest = `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
+  if (reference.digest && reference.digest.value !== digest) {
+    throw errors.digestInvalid(reference.digest.value, `manifest content has digest ${digest}`);
+  }
+  let parsed;
+  try {
+    parsed = parseManifest(body, mediaTypeOf(request.headers['content-type']));
+  } catch (error) {
+    if (error instanceof ManifestError) throw new ApiError('MANIFEST_INVALID', { reason: error.message });
+    throw error;
+  }
+  const record: ManifestRecord = {
+    digest,
+    mediaType: parsed.mediaType,
+    size: body.length,
+    subject: parsed.subject,
+    artifactType: parsed.artifactType,
+    annotations: parsed.annotations,
+    blobs: parsed.blobs,
+    manifests: parsed.manifests,
+    createdAt: Date.now(),
+  };
+  // Checked here to refuse early without writing; the index checks again inside its transaction.
+  refuseMissing(
+    parsed.blobs.filter((d) => !ctx.index.getLinkedBlob(name, d)),
+    parsed.manifests.filter((d) => !ctx.index.getManifest(name, d)),
+  );
+  await ctx.blobs.writeBlob(digest, body);
+  const result = await ctx.index.putManifest(name, record, reference.tag);
+  if (!result.ok) refuseMissing(result.missingBlobs, result.missingManifests);
+  reply.code(201).headers({
+    location: `/v2/${name}/manifests/${digest}`,
+    'docker-content-digest': digest,
+    'content-length': 0,
+  });
+  if (parsed.subject) reply.header('oci-subject', parsed.subject);
+  return reply.send();
+}
+
+export async function deleteManifest(
+  ctx: RegistryContext,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+  name: string,
+  reference: ManifestReference,
+): Promise<void> {
+  const deleted =
+    reference.tag === undefined
+      ? await ctx.index.deleteManifest(name, reference.digest.value)
+      : await ctx.index.deleteTag(name, reference.tag);
+  if (!deleted) throw errors.manifestUnknown(referenceText(reference));
+  return reply.code(202).header('content-length', 0).send();
+}
+
+function findManifest(ctx: RegistryContext, name: string, reference: ManifestReference): ManifestRecord {
+  const digest = reference.tag === undefined ? reference.digest.value : ctx.index.resolveTag(name, reference.tag);
+  const record = digest === undefined ? undefined : ctx.index.getManifest(name, digest);
+  if (!record) throw errors.manifestUnknown(referenceText(reference));
+  return record;
+}
+
+function referenceText(reference: ManifestReference): string {
+  return reference.tag ?? reference.digest.value;
+}
+
+function refuseMissing(blobs: string[], manifests: string[]): void {
+  if (blobs.length === 0 && manifests.length === 0) return;
+  throw new ApiError('MANIFEST_BLOB_UNKNOWN', { blobs, manifests });
+}

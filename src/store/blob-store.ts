@@ -1,0 +1,58 @@
+// Where bytes live: blobs by digest, and the files of uploads in progress. One
+// implementation today (the local filesystem, fs-blob-store.ts); an S3-compatible one is
+// planned, so the pipeline and the routes see only this interface, never a path.
+
+import type { Readable } from 'node:stream';
+import type { DigestAlgorithm } from '../oci/digest.js';
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+/** The data file of one upload, open for appending. */
+export interface UploadDataWriter {
+  write(data: Buffer, position: number): Promise<void>;
+  /** Makes every byte written so far durable. */
+  sync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RecoveredUpload {
+  /** The last offset whose data and hash state are both durable. */
+  offset: number;
+  /** Go MarshalBinary hash state at `offset`, or undefined when the upload had no bytes yet. */
+  state: Uint8Array | undefined;
+}
+
+export interface BlobStore {
+  openBlob(digest: string, range?: ByteRange): Readable;
+  readBlob(digest: string): Promise<Buffer>;
+  /** Stores small content (manifests) atomically and durably; a blob already present is kept. */
+  writeBlob(digest: string, data: Buffer): Promise<void>;
+  blobSize(digest: string): Promise<number | undefined>;
+
+  createUpload(repo: string, id: string, startedAt: Date, algorithm: DigestAlgorithm): Promise<void>;
+  openUploadData(repo: string, id: string): Promise<UploadDataWriter>;
+  /** Persists the hash state for `offset` durably and drops the older states. */
+  writeHashState(repo: string, id: string, algorithm: DigestAlgorithm, offset: number, state: Uint8Array): Promise<void>;
+  /**
+   * Finds the last offset whose data and hash state are both durable (validating each state
+   * with `isValidState`), cuts the data file back to it and drops every other state. Reads
+   * no upload data.
+   */
+  recoverUpload(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    isValidState: (state: Uint8Array, offset: number) => boolean,
+  ): Promise<RecoveredUpload>;
+  /** A local path to the upload's data, for re-hashing it with another algorithm. */
+  uploadDataPath(repo: string, id: string): string;
+  /** Moves the (already durable) upload data to the blob's place; an existing blob is kept. */
+  commitUpload(repo: string, id: string, digest: string): Promise<void>;
+  removeUpload(repo: string, id: string): Promise<void>;
+}

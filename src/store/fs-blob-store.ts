@@ -1,0 +1,157 @@
+// The blob store on a local filesystem, in Distribution's layout (see paths.ts).
+
+import { createReadStream } from 'node:fs';
+import { open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { DigestAlgorithm } from '../oci/digest.js';
+import type { BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from './blob-store.js';
+import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
+import { StoragePaths } from './paths.js';
+
+/** Large reads keep syscalls per gigabyte low when streaming blobs to clients. */
+const READ_CHUNK = 1024 * 1024;
+
+export class FsBlobStore implements BlobStore {
+  readonly paths: StoragePaths;
+
+  constructor(root: string) {
+    this.paths = new StoragePaths(root);
+  }
+
+  openBlob(digest: string, range?: ByteRange): Readable {
+    return createReadStream(this.paths.blobData(digest), {
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: READ_CHUNK,
+    });
+  }
+
+  readBlob(digest: string): Promise<Buffer> {
+    return readFile(this.paths.blobData(digest));
+  }
+
+  async writeBlob(digest: string, data: Buffer): Promise<void> {
+    const target = this.paths.blobData(digest);
+    if ((await sizeOf(target)) === data.length) return;
+    await mkdirDurable(path.dirname(target));
+    await writeFileAtomic(target, data);
+  }
+
+  blobSize(digest: string): Promise<number | undefined> {
+    return sizeOf(this.paths.blobData(digest));
+  }
+
+  async createUpload(repo: string, id: string, startedAt: Date, algorithm: DigestAlgorithm): Promise<void> {
+    await mkdirDurable(this.paths.hashStatesDir(repo, id, algorithm));
+    await writeFileDurable(this.paths.uploadStartedAt(repo, id), startedAt.toISOString());
+    await writeFileDurable(this.paths.uploadData(repo, id), '');
+  }
+
+  async openUploadData(repo: string, id: string): Promise<UploadDataWriter> {
+    // 'r+' rather than 'a': writes go to explicit positions, so a rolled-back tail is overwritten.
+    const handle = await open(this.paths.uploadData(repo, id), 'r+');
+    return {
+      write: async (data, position) => {
+        let written = 0;
+        while (written < data.length) {
+          const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+          written += bytesWritten;
+        }
+      },
+      sync: () => handle.datasync(),
+      truncate: (length) => handle.truncate(length),
+      close: () => handle.close(),
+    };
+  }
+
+  async writeHashState(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    offset: number,
+    state: Uint8Array,
+  ): Promise<void> {
+    const dir = this.paths.hashStatesDir(repo, id, algorithm);
+    await mkdirDurable(dir);
+    await writeFileDurable(this.paths.hashState(repo, id, algorithm, offset), state);
+    // Older states are only needed until the new one is durable, which it now is.
+    for (const name of await readdir(dir)) {
+      if (name !== String(offset)) await unlink(path.join(dir, name)).catch(ignoreMissing);
+    }
+  }
+
+  async recoverUpload(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    isValidState: (state: Uint8Array, offset: number) => boolean,
+  ): Promise<RecoveredUpload> {
+    const dataPath = this.paths.uploadData(repo, id);
+    const dataSize = await sizeOf(dataPath);
+    const dir = this.paths.hashStatesDir(repo, id, algorithm);
+    const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw error;
+    });
+    const offsets = names
+      .filter((name) => /^(0|[1-9][0-9]{0,15})$/.test(name))
+      .map(Number)
+      .filter((offset) => Number.isSafeInteger(offset) && dataSize !== undefined && offset <= dataSize)
+      .sort((a, b) => b - a);
+    let recovered: RecoveredUpload = { offset: 0, state: undefined };
+    for (const offset of offsets) {
+      const state = await readFile(this.paths.hashState(repo, id, algorithm, offset)).catch(() => undefined);
+      if (state && isValidState(state, offset)) {
+        recovered = { offset, state };
+        break;
+      }
+    }
+    if (dataSize === undefined) {
+      await mkdirDurable(dir);
+      await writeFileDurable(dataPath, '');
+    } else if (dataSize !== recovered.offset) {
+      const handle = await open(dataPath, 'r+');
+      try {
+        await handle.truncate(recovered.offset);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    for (const name of names) {
+      if (name !== String(recovered.offset)) await unlink(path.join(dir, name)).catch(ignoreMissing);
+    }
+    return recovered;
+  }
+
+  uploadDataPath(repo: string, id: string): string {
+    return this.paths.uploadData(repo, id);
+  }
+
+  async commitUpload(repo: string, id: string, digest: string): Promise<void> {
+    const target = this.paths.blobData(digest);
+    const source = this.paths.uploadData(repo, id);
+    if ((await sizeOf(target)) === (await sizeOf(source))) return;
+    await mkdirDurable(path.dirname(target));
+    await rename(source, target);
+    await fsyncPath(path.dirname(target));
+  }
+
+  async removeUpload(repo: string, id: string): Promise<void> {
+    await rm(this.paths.uploadDir(repo, id), { recursive: true, force: true });
+  }
+}
+
+async function sizeOf(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error;
+}

@@ -1,0 +1,51 @@
+// Runs in the piscina pool. Each task carries the state to continue from, so a worker
+// holds nothing per upload: consecutive batches of one upload may land on different
+// workers, and the caller keeps their order by awaiting each before sending the next.
+
+import { open } from 'node:fs/promises';
+import type { DigestAlgorithm } from '../oci/digest.js';
+import { initialHashState } from '../pipeline/hash-state.js';
+import type { HashEngine } from './hash-engine.js';
+import { createWasmEngine } from './wasm-engine.js';
+
+export type HashTask =
+  | { op: 'update'; algorithm: DigestAlgorithm; state: Uint8Array; chunks: Uint8Array[] }
+  | { op: 'digest'; algorithm: DigestAlgorithm; state: Uint8Array }
+  | { op: 'hashFile'; algorithm: DigestAlgorithm; path: string; start: number; end: number }
+  | { op: 'engine' };
+
+const FILE_READ_BYTES = 4 * 1024 * 1024;
+
+const engine: Promise<HashEngine> = createWasmEngine();
+
+export default async function run(task: HashTask): Promise<Uint8Array | string> {
+  const hash = await engine;
+  switch (task.op) {
+    case 'update':
+      return hash.update(task.algorithm, task.state, task.chunks);
+    case 'digest':
+      return hash.digest(task.algorithm, task.state);
+    case 'hashFile':
+      return hashFile(hash, task.algorithm, task.path, task.start, task.end);
+    case 'engine':
+      return hash.name;
+  }
+}
+
+/** Hashes bytes [start, end) of a file from the initial state. */
+async function hashFile(hash: HashEngine, algorithm: DigestAlgorithm, path: string, start: number, end: number) {
+  let state = initialHashState(algorithm);
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(FILE_READ_BYTES);
+    for (let position = start; position < end; ) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position);
+      if (bytesRead === 0) throw new Error(`${path} ended at ${position}, expected ${end} bytes`);
+      state = hash.update(algorithm, state, [buffer.subarray(0, bytesRead)]);
+      position += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  return state;
+}
