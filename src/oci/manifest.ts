@@ -45,7 +45,8 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   const mediaType = manifestMediaType(body, contentType);
   const annotations = stringMap(body.annotations, 'annotations');
   const subject = body.subject === undefined ? undefined : descriptor(body.subject, 'subject').digest;
-  const declaredArtifactType = optionalString(body.artifactType, 'artifactType');
+  // The spec treats an empty artifactType as missing: manifests fall back to the config's type.
+  const declaredArtifactType = optionalString(body.artifactType, 'artifactType') || undefined;
 
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(body.manifests)) throw new ManifestError('an index must have a manifests array');

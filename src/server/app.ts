@@ -3,6 +3,8 @@
 // parsed by fastify: blob uploads stream from the raw request and manifests are read with
 // a size limit by their handler.
 
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { RegistryContext } from './context.js';
 import { ApiError, errors } from './errors.js';
@@ -19,6 +21,7 @@ type MethodTable = Partial<Record<string, Handler>>;
 const ENDPOINTS: { [K in Endpoint['kind']]: MethodTable } = {
   base: {
     GET: async (_ctx, _req, reply) => void reply.code(200).header('content-type', 'application/json').send('{}'),
+    HEAD: async (_ctx, _req, reply) => void reply.code(200).header('content-type', 'application/json').send(),
   },
   catalog: { GET: (ctx, req, reply) => listCatalog(ctx, req, reply) },
   tags: { GET: (ctx, req, reply, ep) => listTags(ctx, req, reply, (ep as Extract<Endpoint, { kind: 'tags' }>).name) },
@@ -81,6 +84,13 @@ export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions)
     requestTimeout: 0,
     connectionTimeout: 0,
     keepAliveTimeout: 65_000,
+    // Requests fastify refuses before routing (undecodable URLs) get the spec's error body too.
+    frameworkErrors: (error, request, reply) => {
+      const path = (request.raw.url ?? '/').split('?')[0];
+      if (error.code === 'FST_ERR_BAD_URL') return void sendError(reply, errors.notFound(path));
+      return void sendError(reply, new ApiError('UNSUPPORTED', { reason: error.message }, { status: 400, message: error.message }));
+    },
+    clientErrorHandler: writeClientError,
   });
   const context: RegistryContext = { ...ctx, log: app.log };
 
@@ -123,6 +133,27 @@ export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions)
   });
 
   return app;
+}
+
+/**
+ * Requests Node's parser rejects (malformed framing, oversized headers) never reach a route;
+ * they still get the spec's error body, written straight to the socket as Node would.
+ */
+function writeClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const apiError = new ApiError('UNSUPPORTED', { reason: error.code ?? 'malformed request' }, {
+    status,
+    message: STATUS_CODES[status] ?? 'bad request',
+  });
+  const body = JSON.stringify(apiError.toJSON());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json\r\nDocker-Distribution-API-Version: registry/2.0\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 function sendError(reply: FastifyReply, error: ApiError): FastifyReply {

@@ -27,8 +27,9 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = safeInt(first);
-  const end = last === '' ? size - 1 : safeInt(last);
+  const end = last === '' ? Math.max(size - 1, start ?? 0) : safeInt(last);
   if (start === undefined || end === undefined || end < start) return 'ignore';
+  // Checked after the syntax: `bytes=<size>-` is well formed and simply past the end.
   if (start >= size) return 'unsatisfiable';
   return { start, end: Math.min(end, size - 1) };
 }

@@ -50,7 +50,8 @@ export async function listReferrers(
   return reply
     .code(200)
     .header('content-type', MediaType.OciIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+    // A Buffer, so fastify adds no charset parameter: the spec asks for the bare media type.
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
 }
 
 function parsePage(query: Query): Page {

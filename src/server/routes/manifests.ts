@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
+import { MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
 import type { ManifestRecord } from '../../store/registry-index.js';
 import { readBodyLimited } from '../body.js';
 import { MAX_MANIFEST_BYTES, type RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
-import { mediaTypeOf } from '../headers.js';
+import { mediaTypeOf, parseAccept } from '../headers.js';
 import type { ManifestReference } from '../route-match.js';
 
 export async function getManifest(
@@ -16,6 +17,14 @@ export async function getManifest(
   reference: ManifestReference,
 ): Promise<void> {
   const record = findManifest(ctx, name, reference);
+  if (!acceptable(record.mediaType, parseAccept(request.headers.accept))) {
+    // Distribution's answer (and the only one clients handle): to this client the manifest does not exist.
+    throw new ApiError('MANIFEST_UNKNOWN', {
+      reference: referenceText(reference),
+      mediaType: record.mediaType,
+      reason: 'the Accept header excludes the manifest media type',
+    });
+  }
   reply.code(200).headers({
     'content-type': record.mediaType,
     'docker-content-digest': record.digest,
@@ -87,6 +96,17 @@ export async function deleteManifest(
       : await ctx.index.deleteTag(name, reference.tag);
   if (!deleted) throw errors.manifestUnknown(referenceText(reference));
   return reply.code(202).header('content-length', 0).send();
+}
+
+/**
+ * Content negotiation without conversion: the stored bytes are served as they are, unless
+ * the client lists the manifest types it understands and the stored one is not among them.
+ * An Accept without any manifest type (absent, wildcards, application/json) accepts all.
+ */
+function acceptable(mediaType: string, accepted: string[]): boolean {
+  const manifestTypes = accepted.filter((type) => MANIFEST_MEDIA_TYPES.includes(type));
+  if (manifestTypes.length === 0) return true;
+  return manifestTypes.includes(mediaType) || accepted.some((type) => type === '*/*' || type === 'application/*');
 }
 
 function findManifest(ctx: RegistryContext, name: string, reference: ManifestReference): ManifestRecord {
