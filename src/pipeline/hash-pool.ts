@@ -55,7 +55,29 @@ export class HashPool {
     return this.pool.queueSize;
   }
 
+  // For metrics and readiness.
+
+  get utilization(): number {
+    return this.pool.utilization;
+  }
+
+  get threadCount(): number {
+    return this.pool.threads.length;
+  }
+
+  get completedTasks(): number {
+    return this.pool.completed;
+  }
+
+  /** Open and with at least one worker thread alive. */
+  get isUp(): boolean {
+    return !this.closed && this.pool.threads.length > 0;
+  }
+
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.close();
   }
 }

@@ -46,6 +46,12 @@ export interface CommittedBlob {
   size: number;
 }
 
+/** Observers of the upload path (metrics); each is called once per request, never per chunk. */
+export interface UploadHooks {
+  /** Bytes a request added to a session, counted once they are durable. */
+  bytesReceived?(bytes: number): void;
+}
+
 export class UploadService {
   private readonly active = new Map<string, Promise<ActiveUpload | undefined>>();
 
@@ -53,13 +59,21 @@ export class UploadService {
     private readonly index: RegistryIndex,
     private readonly blobs: BlobStore,
     private readonly pool: HashPool,
+    private readonly hooks: UploadHooks = {},
   ) {}
 
   async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
     const id = randomUUID();
     const startedAt = Date.now();
     await this.index.createUpload({ id, repo, algorithm, startedAt });
-    await this.blobs.createUpload(repo, id, new Date(startedAt), algorithm);
+    try {
+      await this.blobs.createUpload(repo, id, new Date(startedAt), algorithm);
+    } catch (error) {
+      // The client never learns this id: leave no session behind that nobody can finish.
+      await this.index.deleteUpload(id).catch(() => undefined);
+      await this.blobs.removeUpload(repo, id).catch(() => undefined);
+      throw error;
+    }
     const upload: ActiveUpload = {
       id,
       repo,
@@ -98,8 +112,33 @@ export class UploadService {
       await this.blobs.commitUpload(repo, id, digest.value);
       await this.index.commitUpload(id, repo, digest.value, size);
       this.active.delete(id);
-      await this.blobs.removeUpload(repo, id);
+      // The blob is committed: failing the request now would tell the client otherwise. A
+      // directory left behind belongs to no session and is garbage for GC.
+      await this.blobs.removeUpload(repo, id).catch(() => undefined);
       return { digest: digest.value, size };
+    });
+  }
+
+  /**
+   * Like complete(), but the blob goes into the store under the digest of what the session
+   * received (verified against `expected` when given) and is linked into no repository.
+   * Archive imports need both: a docker-save layer's digest is known only once it has been
+   * hashed, and an import links its blobs together with its manifests in one final
+   * transaction, so an aborted import leaves nothing visible.
+   */
+  async commitUnlinked(repo: string, id: string, expected?: Digest): Promise<CommittedBlob> {
+    return this.exclusive(repo, id, async (upload) => {
+      const size = upload.durable.offset;
+      const algorithm = expected?.algorithm ?? upload.algorithm;
+      const digest = `${algorithm}:${await this.digestOf(upload, algorithm)}`;
+      if (expected && digest !== expected.value) {
+        throw new UploadError('digest', 'content does not match the digest', { expected: expected.value, actual: digest });
+      }
+      await this.blobs.commitUpload(repo, id, digest);
+      await this.index.commitUploadUnlinked(id, digest, size);
+      this.active.delete(id);
+      await this.blobs.removeUpload(repo, id).catch(() => undefined);
+      return { digest, size };
     });
   }
 
@@ -107,7 +146,8 @@ export class UploadService {
     await this.exclusive(repo, id, async () => {
       await this.index.deleteUpload(id);
       this.active.delete(id);
-      await this.blobs.removeUpload(repo, id);
+      // The session is gone once the index says so; a directory left behind is garbage for GC.
+      await this.blobs.removeUpload(repo, id).catch(() => undefined);
     });
   }
 
@@ -139,6 +179,7 @@ export class UploadService {
       expectedLength = declared;
     }
     const data = await this.blobs.openUploadData(upload.repo, upload.id);
+    const startOffset = upload.durable.offset;
     try {
       upload.durable = await appendBody({
         data,
@@ -153,11 +194,30 @@ export class UploadService {
         },
       });
     } catch (error) {
-      // Whatever arrived after the last durable point is dropped, so the session stays usable.
-      await data.truncate(upload.durable.offset).catch(() => undefined);
+      await data.close().catch(() => undefined);
+      await this.rollBack(upload);
       throw error;
-    } finally {
-      await data.close();
+    }
+    // Close first: an observer that throws must not leave the data file open.
+    await data.close();
+    this.hooks.bytesReceived?.(upload.durable.offset - startOffset);
+  }
+
+  /**
+   * After a failed request (client gone, wrong length, disk error), brings the session back
+   * to a durable point exactly as a restart would: the data cut back and no hash state left
+   * that is ahead of it. A stale state would otherwise be picked up after a later crash
+   * once new bytes had grown the data file past its offset.
+   */
+  private async rollBack(upload: ActiveUpload): Promise<void> {
+    try {
+      const recovered = await this.blobs.recoverUpload(upload.repo, upload.id, upload.algorithm, (state, offset) =>
+        isValidHashState(upload.algorithm, state, offset),
+      );
+      upload.durable = { offset: recovered.offset, state: recovered.state ?? initialHashState(upload.algorithm) };
+    } catch {
+      // The disk state is unknown: forget the session so the next request recovers it afresh.
+      this.active.delete(upload.id);
     }
   }
 

@@ -78,13 +78,15 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
       if (pendingBytes >= HASH_BATCH_BYTES) await flush();
       if (position - lastCheckpoint >= CHECKPOINT_BYTES) await checkpoint();
     }
+    // Inside the try: a hash still running when this throws must be awaited too.
+    if (expectedLength !== undefined && received !== expectedLength) {
+      throw new UploadError('size', 'request body is shorter than declared', { expected: expectedLength, received });
+    }
   } catch (error) {
-    // The caller rolls back to the last checkpoint; a hash still running must not surface later.
+    // The caller rolls back to the last checkpoint; a hash still running must not surface
+    // later as an unhandled rejection (which would take the whole process down).
     await hashed.catch(() => undefined);
     throw error;
-  }
-  if (expectedLength !== undefined && received !== expectedLength) {
-    throw new UploadError('size', 'request body is shorter than declared', { expected: expectedLength, received });
   }
   if (received === 0) return options.from;
   return checkpoint();

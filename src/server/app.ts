@@ -4,12 +4,15 @@
 // a size limit by their handler.
 
 import { STATUS_CODES } from 'node:http';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { RegistryContext } from './context.js';
 import { ApiError, errors } from './errors.js';
+import { installMonitoring, isUploadWrite, type Monitoring } from './observability/http.js';
 import { matchEndpoint, type Endpoint } from './route-match.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
+import { registerImportRoute, type ImportAccess } from './routes/import.js';
 import { listCatalog, listReferrers, listTags } from './routes/listing.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
 import { deleteUpload, getUpload, patchUpload, putUpload, startUpload } from './routes/uploads.js';
@@ -71,13 +74,22 @@ function manifest(
   return run(name, reference);
 }
 
-export interface AppOptions {
-  logger: FastifyServerOptions['logger'];
+export interface AppOptions
+  extends Pick<FastifyServerOptions, 'logger' | 'genReqId' | 'logController'> {
+  /** Metrics, /healthz, /readyz and the access log (observability/http.ts). */
+  monitoring?: Monitoring;
+  /** Authentication and access policy (auth/access-control.ts); without it the API is open. */
+  access?: { install(app: FastifyInstance): void } & ImportAccess;
+  /** Serve over TLS with these options (tls.ts) instead of plain HTTP. */
+  https?: HttpsServerOptions;
 }
 
 export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions): FastifyInstance {
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     logger: options.logger,
+    genReqId: options.genReqId,
+    logController: options.logController,
     exposeHeadRoutes: false,
     return503OnClosing: true,
     // Uploads stream for as long as the client sends; a stalled client is cut by the socket timeouts.
@@ -97,21 +109,34 @@ export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions)
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', async (request, reply) => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
+    reply.header('x-request-id', request.id);
   });
+  const metrics = options.monitoring?.metrics;
+  if (options.monitoring) installMonitoring(app, options.monitoring);
+  // After the headers above, so refusals carry them too.
+  options.access?.install(app);
 
   const dispatch = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const url = request.raw.url ?? '/';
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     const endpoint = matchEndpoint(path);
+    request.routeKind = endpoint.kind;
     const handler = ENDPOINTS[endpoint.kind][request.method];
     if (!handler) throw errors.methodNotAllowed(request.method, path);
-    await handler(context, request, reply, endpoint);
+    if (!metrics || !isUploadWrite(endpoint.kind, request.method)) return handler(context, request, reply, endpoint);
+    metrics.uploadStarted();
+    try {
+      await handler(context, request, reply, endpoint);
+    } finally {
+      metrics.uploadEnded();
+    }
   };
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
+  registerImportRoute(app, context, options.access);
 
   app.setNotFoundHandler(async (request, reply) => {
     sendError(reply, errors.notFound(request.url.split('?')[0]));

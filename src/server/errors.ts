@@ -54,4 +54,9 @@ export const errors = {
   notFound: (path: string) => new ApiError('UNSUPPORTED', { path }, { status: 404, message: 'no such endpoint' }),
   methodNotAllowed: (method: string, path: string) =>
     new ApiError('UNSUPPORTED', { method, path }, { status: 405, message: 'method not allowed on this endpoint' }),
+  /** No or invalid credentials: 401 with the challenge that tells the client how to authenticate. */
+  unauthorized: (challenge: string, detail?: unknown) =>
+    new ApiError('UNAUTHORIZED', detail, { headers: { 'www-authenticate': challenge } }),
+  /** Authenticated, but the policy does not allow the action. */
+  denied: (detail?: unknown) => new ApiError('DENIED', detail),
 };

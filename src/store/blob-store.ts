@@ -52,7 +52,11 @@ export interface BlobStore {
   ): Promise<RecoveredUpload>;
   /** A local path to the upload's data, for re-hashing it with another algorithm. */
   uploadDataPath(repo: string, id: string): string;
-  /** Moves the (already durable) upload data to the blob's place; an existing blob is kept. */
+  /**
+   * Places the (already durable) upload data at the blob's place; an existing blob is kept.
+   * The upload's own copy stays until removeUpload, so a crash before the index commits
+   * leaves the session intact.
+   */
   commitUpload(repo: string, id: string, digest: string): Promise<void>;
   removeUpload(repo: string, id: string): Promise<void>;
 }

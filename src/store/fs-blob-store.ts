@@ -1,7 +1,7 @@
 // The blob store on a local filesystem, in Distribution's layout (see paths.ts).
 
 import { createReadStream } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../oci/digest.js';
@@ -74,10 +74,12 @@ export class FsBlobStore implements BlobStore {
   ): Promise<void> {
     const dir = this.paths.hashStatesDir(repo, id, algorithm);
     await mkdirDurable(dir);
-    await writeFileDurable(this.paths.hashState(repo, id, algorithm, offset), state);
+    // Temp file, fsync, rename: a state under its final name is always whole and durable, so
+    // a crash (or a failed write) mid-way leaves only a temp name that recovery ignores.
+    await writeFileAtomic(this.paths.hashState(repo, id, algorithm, offset), state);
     // Older states are only needed until the new one is durable, which it now is.
     for (const name of await readdir(dir)) {
-      if (name !== String(offset)) await unlink(path.join(dir, name)).catch(ignoreMissing);
+      if (name !== String(offset)) await removeEntry(path.join(dir, name));
     }
   }
 
@@ -120,7 +122,7 @@ export class FsBlobStore implements BlobStore {
       }
     }
     for (const name of names) {
-      if (name !== String(recovered.offset)) await unlink(path.join(dir, name)).catch(ignoreMissing);
+      if (name !== String(recovered.offset)) await removeEntry(path.join(dir, name));
     }
     return recovered;
   }
@@ -132,9 +134,25 @@ export class FsBlobStore implements BlobStore {
   async commitUpload(repo: string, id: string, digest: string): Promise<void> {
     const target = this.paths.blobData(digest);
     const source = this.paths.uploadData(repo, id);
-    if ((await sizeOf(target)) === (await sizeOf(source))) return;
+    const sourceSize = await sizeOf(source);
+    const targetSize = await sizeOf(target);
+    // Already there: another upload of the same content, or a retry of this commit whose
+    // index transaction failed after the data had been placed. Content is addressed by digest.
+    if (targetSize !== undefined && (targetSize === sourceSize || sourceSize === undefined)) return;
     await mkdirDurable(path.dirname(target));
-    await rename(source, target);
+    // A hard link rather than a rename: until the index commits, the upload keeps its data,
+    // so a crash (or an index failure) between the two leaves a session that still resumes
+    // at its offset instead of one whose bytes have vanished. link() never replaces a blob
+    // that a concurrent commit of the same content placed first.
+    try {
+      await link(source, target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && (await sizeOf(target)) === sourceSize) return;
+      // A torn blob of the wrong size is replaced; a filesystem without hard links gets a rename.
+      if (code !== 'EEXIST' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+      await rename(source, target);
+    }
     await fsyncPath(path.dirname(target));
   }
 
@@ -152,6 +170,10 @@ async function sizeOf(file: string): Promise<number | undefined> {
   }
 }
 
-function ignoreMissing(error: NodeJS.ErrnoException): void {
-  if (error.code !== 'ENOENT') throw error;
+/**
+ * Removes whatever sits under a name in a hash-states directory, a directory included:
+ * with unlink(), one stray directory made every recovery of the session fail for good.
+ */
+function removeEntry(entry: string): Promise<void> {
+  return rm(entry, { recursive: true, force: true });
 }

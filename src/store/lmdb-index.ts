@@ -17,6 +17,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type {
   BlobRecord,
+  ImportBatch,
   ManifestRecord,
   Page,
   PutManifestResult,
@@ -92,6 +93,13 @@ export class LmdbIndex implements RegistryIndex {
     });
   }
 
+  commitUploadUnlinked(uploadId: string, digest: string, size: number): Promise<void> {
+    return this.env.transaction(() => {
+      if (this.blobs.get(digest) === undefined) this.blobs.putSync(digest, { size });
+      this.uploads.removeSync(uploadId);
+    });
+  }
+
   private link(repo: string, digest: string, size: number): void {
     this.ensureRepo(repo);
     if (this.blobs.get(digest) === undefined) this.blobs.putSync(digest, { size });
@@ -110,27 +118,56 @@ export class LmdbIndex implements RegistryIndex {
       const missingBlobs = record.blobs.filter((d) => this.links.get([repo, d]) === undefined);
       const missingManifests = record.manifests.filter((d) => this.manifests.get([repo, d]) === undefined);
       if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
+      this.storeManifest(repo, record);
+      if (tag !== undefined) this.pointTag(repo, tag, record.digest);
+      return { ok: true };
+    });
+  }
 
-      this.ensureRepo(repo);
-      const { digest } = record;
-      const existing = this.manifests.get([repo, digest]);
-      if (existing === undefined) {
-        this.manifests.putSync([repo, digest], record);
-        if (this.blobs.get(digest) === undefined) this.blobs.putSync(digest, { size: record.size });
-        this.refs.putSync([digest, repo, 'revision', ''], true);
-        for (const target of [...record.blobs, ...record.manifests]) this.refs.putSync([target, repo, 'manifest', digest], true);
-        if (record.subject !== undefined) this.referrers.putSync([repo, record.subject, digest], true);
+  commitImport(batches: ImportBatch[]): Promise<PutManifestResult> {
+    return this.env.transaction((): PutManifestResult => {
+      // Every check runs before the first write, so a refusal writes nothing.
+      const missingBlobs: string[] = [];
+      const missingManifests: string[] = [];
+      for (const { repo, blobs, manifests } of batches) {
+        const linked = new Set(blobs.map((blob) => blob.digest));
+        const stored = new Set<string>();
+        for (const { digest } of blobs) if (this.blobs.get(digest) === undefined) missingBlobs.push(digest);
+        for (const { record } of manifests) {
+          for (const d of record.blobs) if (!linked.has(d) && this.links.get([repo, d]) === undefined) missingBlobs.push(d);
+          for (const d of record.manifests) if (!stored.has(d) && this.manifests.get([repo, d]) === undefined) missingManifests.push(d);
+          stored.add(record.digest);
+        }
       }
-      if (tag !== undefined) {
-        const previous = this.tags.get([repo, tag]);
-        if (previous !== digest) {
-          if (previous !== undefined) this.tagsOf.removeSync([repo, previous, tag]);
-          this.tags.putSync([repo, tag], digest);
-          this.tagsOf.putSync([repo, digest, tag], true);
+      if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
+      for (const { repo, blobs, manifests } of batches) {
+        for (const { digest, size } of blobs) this.link(repo, digest, size);
+        for (const { record, tags } of manifests) {
+          this.storeManifest(repo, record);
+          for (const tag of tags) this.pointTag(repo, tag, record.digest);
         }
       }
       return { ok: true };
     });
+  }
+
+  private storeManifest(repo: string, record: ManifestRecord): void {
+    this.ensureRepo(repo);
+    const { digest } = record;
+    if (this.manifests.get([repo, digest]) !== undefined) return;
+    this.manifests.putSync([repo, digest], record);
+    if (this.blobs.get(digest) === undefined) this.blobs.putSync(digest, { size: record.size });
+    this.refs.putSync([digest, repo, 'revision', ''], true);
+    for (const target of [...record.blobs, ...record.manifests]) this.refs.putSync([target, repo, 'manifest', digest], true);
+    if (record.subject !== undefined) this.referrers.putSync([repo, record.subject, digest], true);
+  }
+
+  private pointTag(repo: string, tag: string, digest: string): void {
+    const previous = this.tags.get([repo, tag]);
+    if (previous === digest) return;
+    if (previous !== undefined) this.tagsOf.removeSync([repo, previous, tag]);
+    this.tags.putSync([repo, tag], digest);
+    this.tagsOf.putSync([repo, digest, tag], true);
   }
 
   getManifest(repo: string, digest: string): ManifestRecord | undefined {
@@ -223,6 +260,31 @@ export class LmdbIndex implements RegistryIndex {
       references.push(from === '' ? { repo, kind } : { repo, kind, from });
     }
     return references;
+  }
+
+  // Monitoring.
+
+  /** False once closed (or closing): the readiness probe's view of the index. */
+  isOpen(): boolean {
+    // lmdb-js keeps the state on the environment without declaring it in its types.
+    return (this.env as unknown as { status: string }).status === 'open';
+  }
+
+  /** Entry counts and the bytes the environment's pages use, from LMDB's statistics (no scan). */
+  stats(): { sizeBytes: number; entries: Record<string, number> } {
+    const env = this.env.getStats() as { pageSize: number; lastPageNumber: number };
+    const count = (db: { getStats(): object }) => (db.getStats() as { entryCount: number }).entryCount;
+    return {
+      sizeBytes: (env.lastPageNumber + 1) * env.pageSize,
+      entries: {
+        repositories: count(this.repos),
+        manifests: count(this.manifests),
+        tags: count(this.tags),
+        blobs: count(this.blobs),
+        links: count(this.links),
+        uploads: count(this.uploads),
+      },
+    };
   }
 
   async close(): Promise<void> {

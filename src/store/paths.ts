@@ -8,6 +8,8 @@
 //     repositories/<name>/_uploads/<id>/startedat                   RFC 3339 start time
 //     repositories/<name>/_uploads/<id>/hashstates/<alg>/<offset>   hash state after <offset> bytes
 //   <root>/stowage/index.lmdb, index.lmdb-lock                       the index (ours; Distribution has none)
+//   <root>/stowage/token-key.pem                                     token signing key, when auth.token.key is unset
+//   <root>/stowage/.ready-probe-<pid>-<n>                            written and removed by the readiness probe
 //
 // Repository links, manifests, tags and referrers live in the index, not in link files.
 // Every input is validated again here, so no caller can build a path outside the root.
@@ -31,6 +33,17 @@ export class StoragePaths {
 
   indexFile(): string {
     return path.join(path.resolve(this.root), 'stowage', 'index.lmdb');
+  }
+
+  /** The token endpoint's signing key when none is configured (made at first start, mode 0600). */
+  tokenKeyFile(): string {
+    return path.join(path.resolve(this.root), 'stowage', 'token-key.pem');
+  }
+
+  /** A scratch file the readiness probe writes and removes; `token` keeps concurrent probes apart. */
+  readinessProbe(token: number): string {
+    if (!Number.isSafeInteger(token) || token < 0) throw new Error(`invalid probe token: ${token}`);
+    return path.join(path.resolve(this.root), 'stowage', `.ready-probe-${process.pid}-${token}`);
   }
 
   blobsDir(): string {

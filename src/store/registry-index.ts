@@ -47,6 +47,13 @@ export type PutManifestResult =
   | { ok: true }
   | { ok: false; missingBlobs: string[]; missingManifests: string[] };
 
+export interface ImportBatch {
+  repo: string;
+  blobs: { digest: string; size: number }[];
+  /** In dependency order: an index after the manifests it lists. */
+  manifests: { record: ManifestRecord; tags: string[] }[];
+}
+
 /** Who holds a reference to a blob or manifest; lets GC answer without scanning everything. */
 export interface Reference {
   repo: string;
@@ -69,6 +76,8 @@ export interface RegistryIndex {
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
   /** A finished upload: records and links the blob and ends the session, in one transaction. */
   commitUpload(uploadId: string, repo: string, digest: string, size: number): Promise<void>;
+  /** A finished upload whose blob is recorded but linked nowhere yet (archive imports link in commitImport). */
+  commitUploadUnlinked(uploadId: string, digest: string, size: number): Promise<void>;
 
   // Manifests and tags.
   /**
@@ -79,6 +88,14 @@ export interface RegistryIndex {
    * under its subject, and the reverse references GC needs.
    */
   putManifest(repo: string, record: ManifestRecord, tag?: string): Promise<PutManifestResult>;
+  /**
+   * An archive import made visible in one transaction: links every batch's blobs into its
+   * repository, stores its manifests in order and points their tags. Each blob must have a
+   * record already (its content committed), and each manifest's references must be linked
+   * in the repository or be part of the batch (children before their indexes); if anything
+   * is missing nothing is written.
+   */
+  commitImport(batches: ImportBatch[]): Promise<PutManifestResult>;
   getManifest(repo: string, digest: string): ManifestRecord | undefined;
   resolveTag(repo: string, tag: string): string | undefined;
   /** Removes the manifest, every tag pointing at it, its referrer entry and its references. */

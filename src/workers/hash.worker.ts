@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import type { DigestAlgorithm } from '../oci/digest.js';
 import { initialHashState } from '../pipeline/hash-state.js';
 import type { HashEngine } from './hash-engine.js';
+import { createNativeEngine } from './native-engine.js';
 import { createWasmEngine } from './wasm-engine.js';
 
 export type HashTask =
@@ -16,7 +17,21 @@ export type HashTask =
 
 const FILE_READ_BYTES = 4 * 1024 * 1024;
 
-const engine: Promise<HashEngine> = createWasmEngine();
+/**
+ * The native engine (OpenSSL through an addon) when it loads, hash-wasm otherwise.
+ * STOWAGE_HASH_ENGINE=native|wasm forces one, and a forced engine that cannot load is an
+ * error: the pool then fails to open rather than run slower than asked.
+ */
+function chooseEngine(forced = process.env.STOWAGE_HASH_ENGINE): Promise<HashEngine> {
+  if (forced === 'native') return createNativeEngine();
+  if (forced === 'wasm') return createWasmEngine();
+  if (forced) return Promise.reject(new Error(`STOWAGE_HASH_ENGINE must be native or wasm, not ${JSON.stringify(forced)}`));
+  return createNativeEngine().catch(() => createWasmEngine());
+}
+
+const engine: Promise<HashEngine> = chooseEngine();
+// Surfaced by the first task (the pool's 'engine' query), not as an unhandled rejection.
+engine.catch(() => undefined);
 
 export default async function run(task: HashTask): Promise<Uint8Array | string> {
   const hash = await engine;

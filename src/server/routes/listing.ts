@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Digest } from '../../oci/digest.js';
 import { MediaType } from '../../oci/media-types.js';
 import type { Page } from '../../store/registry-index.js';
+import { listVisibleRepositories } from '../auth/caller.js';
 import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
 
@@ -24,7 +25,7 @@ export async function listTags(
 
 export async function listCatalog(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const page = parsePage(request.query as Query);
-  const repositories = paginate(reply, '/v2/_catalog', page, ctx.index.listRepositories(more(page)));
+  const repositories = paginate(reply, '/v2/_catalog', page, listVisibleRepositories(ctx.index, request, more(page)));
   return reply.code(200).send({ repositories });
 }
 

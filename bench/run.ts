@@ -1,0 +1,113 @@
+// npm run bench [-- --quick] [--engines native,wasm] [--no-distribution] [--sections push,pull,meta,resume,memory]
+//
+// Measures the machine's ceilings, then runs the same workloads against Stowage (once per
+// hash engine) and, when `docker-registry` is installed, CNCF Distribution; prints a table
+// and writes bench/results/<time>.json. Every server is a child process over a temp dir
+// that is deleted afterwards; the whole run has a hard deadline.
+
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { createNativeEngine } from '../src/workers/native-engine.js';
+import { ceilingWorkloads } from './ceilings.js';
+import { benchConfig, type BenchConfig } from './config.js';
+import type { Measurement } from './measure.js';
+import { formatTable, machineInfo, writeJson, type BenchReport, type TargetResult } from './report.js';
+import { startServer, type TargetSpec } from './servers.js';
+import { memoryWorkload, metadataWorkloads, pullWorkloads, pushWorkloads, resumeWorkloads } from './workloads.js';
+
+const SECTIONS = ['ceilings', 'push', 'pull', 'meta', 'resume', 'memory'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    engines: { type: 'string' },
+    'no-distribution': { type: 'boolean', default: false },
+    sections: { type: 'string' },
+  },
+});
+
+const config = benchConfig(values.quick);
+const sections = new Set<Section>((values.sections?.split(',') ?? SECTIONS) as Section[]);
+const deadline = setTimeout(() => {
+  process.stderr.write('bench: deadline exceeded, giving up\n');
+  process.exit(2);
+}, (config.quick ? 5 : 15) * 60_000);
+deadline.unref();
+
+const engines = values.engines?.split(',') ?? ((await nativeLoads()) ? ['native', 'wasm'] : ['wasm']);
+const targets: TargetSpec[] = engines.map((engine) => ({ kind: 'stowage', label: `stowage (${engine})`, engine: engine as 'wasm' | 'native' }));
+if (!values['no-distribution'] && hasDistribution()) targets.push({ kind: 'distribution', label: 'distribution 2.8' });
+
+const startedAt = new Date();
+const started = performance.now();
+const report: BenchReport = { startedAt: startedAt.toISOString(), durationMs: 0, machine: machineInfo(), config, loadAverage: { start: os.loadavg()[0], end: 0 }, ceilings: [], targets: [] };
+
+if (sections.has('ceilings')) {
+  log('ceilings');
+  report.ceilings = await ceilingWorkloads(config, engines);
+}
+for (const spec of targets) report.targets.push(await runTarget(spec, config));
+
+report.durationMs = performance.now() - started;
+report.loadAverage.end = os.loadavg()[0];
+console.log(formatTable(report));
+console.log(`\nJSON: ${await writeJson(report)}`);
+process.exit(report.targets.some((t) => t.error) ? 1 : 0);
+
+async function runTarget(spec: TargetSpec, config: BenchConfig): Promise<TargetResult> {
+  const measurements: Measurement[] = [];
+  const result: TargetResult = { spec, measurements };
+  try {
+    if (sections.has('push') || sections.has('pull') || sections.has('meta') || sections.has('resume')) {
+      const server = await startServer(spec);
+      try {
+        if (sections.has('push') || sections.has('pull')) {
+          log(`${spec.label}: push`);
+          const push = await pushWorkloads(server, config);
+          if (sections.has('push')) measurements.push(...push.measurements);
+          if (sections.has('pull')) {
+            log(`${spec.label}: pull`);
+            measurements.push(...(await pullWorkloads(server, config, push.pullable)));
+          }
+        }
+        if (sections.has('meta')) {
+          log(`${spec.label}: metadata`);
+          measurements.push(...(await metadataWorkloads(server, config)));
+        }
+        if (sections.has('resume')) {
+          log(`${spec.label}: resume`);
+          measurements.push(...(await resumeWorkloads(server, config)));
+        }
+      } finally {
+        await server.close();
+      }
+    }
+    if (sections.has('memory')) {
+      log(`${spec.label}: memory`);
+      measurements.push(...(await memoryWorkload(spec, config)));
+    }
+  } catch (error) {
+    result.error = error instanceof Error ? error.message : String(error);
+    log(`${spec.label}: FAILED ${result.error}`);
+  }
+  return result;
+}
+
+async function nativeLoads(): Promise<boolean> {
+  try {
+    await createNativeEngine();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function hasDistribution(): boolean {
+  return spawnSync('docker-registry', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`);
+}

@@ -1,0 +1,41 @@
+// The `serve` flags that set configuration keys. Each flag overrides its STOWAGE_* variable,
+// which overrides stowage.yml; none has a default here, so an unset flag leaves the lower
+// layers alone (the defaults live in config.ts).
+
+import type { Command } from 'commander';
+import type { StowageConfig } from './config.js';
+import { loadConfig } from './load.js';
+
+const FLAGS: { flag: string; property: string; key: string; help: string }[] = [
+  { flag: '--listen <host:port>', property: 'listen', key: 'listen', help: 'address to listen on (default 127.0.0.1:5000)' },
+  { flag: '--listen-plain <host:port>', property: 'listenPlain', key: 'listenPlain', help: 'extra plain-HTTP listener on a loopback address, beside TLS' },
+  { flag: '--root <dir>', property: 'root', key: 'root', help: 'storage root (default ./data)' },
+  { flag: '--log-level <level>', property: 'logLevel', key: 'log.level', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { flag: '--log-format <format>', property: 'logFormat', key: 'log.format', help: 'auto (pretty on a terminal, else JSON), json or pretty' },
+  // Both forms, so that commander gives accessLog no default and the lower layers still apply.
+  { flag: '--access-log', property: 'accessLog', key: 'log.accessLog', help: 'log one line per request (default)' },
+  { flag: '--no-access-log', property: 'accessLog', key: 'log.accessLog', help: 'no per-request log lines' },
+  { flag: '--tls-cert <file>', property: 'tlsCert', key: 'tls.cert', help: 'PEM certificate (chain) for TLS' },
+  { flag: '--tls-key <file>', property: 'tlsKey', key: 'tls.key', help: 'PEM private key for TLS' },
+  { flag: '--tls-client-ca <file>', property: 'tlsClientCa', key: 'tls.clientCa', help: 'PEM CA bundle: require client certificates it signed (mutual TLS)' },
+  { flag: '--auth <mode>', property: 'auth', key: 'auth.mode', help: 'none, basic or token' },
+  { flag: '--htpasswd <file>', property: 'htpasswd', key: 'auth.htpasswd', help: 'htpasswd file with bcrypt entries' },
+  { flag: '--token-realm <url>', property: 'tokenRealm', key: 'auth.token.realm', help: 'Bearer realm URL to advertise (default this server\'s /auth/token)' },
+  { flag: '--token-service <name>', property: 'tokenService', key: 'auth.token.service', help: 'token service / audience (default stowage)' },
+  { flag: '--token-key <file>', property: 'tokenKey', key: 'auth.token.key', help: 'PEM private key that signs tokens' },
+];
+
+export function addConfigOptions(command: Command): Command {
+  command.option('--config <file>', 'YAML configuration file (env STOWAGE_CONFIG; default ./stowage.yml if present)');
+  for (const { flag, help } of FLAGS) command.option(flag, help);
+  return command;
+}
+
+/** The configuration from flags, environment and file; throws ConfigError naming a bad key. */
+export function configFromOptions(options: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): StowageConfig {
+  const flags: Record<string, { value: unknown; flag: string }> = {};
+  for (const { flag, property, key } of FLAGS) {
+    if (options[property] !== undefined) flags[key] = { value: options[property], flag: flag.split(' ')[0] };
+  }
+  return loadConfig({ configFile: options.config as string | undefined, flags, env });
+}

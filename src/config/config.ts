@@ -1,0 +1,187 @@
+// What `stowage serve` can be told, the schema it is checked against, and the defaults. The
+// README's "Configuration" section documents the same keys with a complete example; keep the
+// two in step. Sections other work fills in (limits, gc) are declared here as open mappings so
+// a stowage.yml that already sets them is accepted.
+
+import { isLoopbackHost, parseHostPort } from './listen.js';
+import type { SchemaNode } from './schema.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type AuthMode = 'none' | 'basic' | 'token';
+export type AccessAction = 'pull' | 'push' | 'delete' | 'catalog';
+
+export interface AccessRule {
+  /** Name patterns: `*` matches within one path component, `**` across components, `$user` is the caller's name. */
+  repositories?: string[];
+  actions: (AccessAction | '*')[];
+  /** User names; `*` is any authenticated user. */
+  users?: string[];
+  groups?: string[];
+  /** The rule applies to every caller, those that sent no credentials included. */
+  anonymous?: boolean;
+}
+
+export interface TrustedIssuer {
+  issuer: string;
+  /** PEM file: a public key (SPKI) or an X.509 certificate. */
+  key: string;
+}
+
+export interface StowageConfig {
+  /** HOST:PORT of the main listener (TLS when tls is set). */
+  listen: string;
+  /** HOST:PORT of an extra plain-HTTP listener on a loopback address; only with tls. */
+  listenPlain?: string;
+  root: string;
+  /** format: 'auto' is human-readable on a terminal, JSON otherwise; accessLog: one line per request. */
+  log: { level: LogLevel; format: 'auto' | 'json' | 'pretty'; accessLog: boolean };
+  tls?: { cert: string; key: string; clientCa?: string };
+  auth: {
+    mode: AuthMode;
+    htpasswd?: string;
+    /** Realm of the Basic challenge, and of the token endpoint's own Basic challenge. */
+    realm: string;
+    token: {
+      /** Absolute URL advertised as the Bearer realm; default: this server's /auth/token. */
+      realm?: string;
+      /** The `service` clients ask tokens for, and the `aud` the registry requires. */
+      service: string;
+      /** The `iss` of tokens the built-in endpoint signs. */
+      issuer: string;
+      /** PEM private key (EC P-256 or RSA); default <root>/stowage/token-key.pem, made at first start. */
+      key?: string;
+      /** Lifetime of issued tokens, in seconds. */
+      expiry: number;
+      /** External token servers whose tokens are accepted. */
+      trusted: TrustedIssuer[];
+    };
+  };
+  /** Who may do what; without it, every authenticated user may do everything. */
+  access?: { groups: Record<string, string[]>; rules: AccessRule[] };
+  /** Placeholder: request, upload and size limits (filled by the hardening work). */
+  limits: Record<string, unknown>;
+  /** Placeholder: garbage collection settings (filled by the GC work). */
+  gc: Record<string, unknown>;
+}
+
+export const DEFAULTS: StowageConfig = {
+  listen: '127.0.0.1:5000',
+  root: './data',
+  log: { level: 'info', format: 'auto', accessLog: true },
+  auth: {
+    mode: 'none',
+    realm: 'stowage',
+    token: { service: 'stowage', issuer: 'stowage', expiry: 300, trusted: [] },
+  },
+  limits: {},
+  gc: {},
+};
+
+const hostPort = (value: string): string | undefined => {
+  try {
+    parseHostPort(value);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
+
+const loopbackHostPort = (value: string): string | undefined =>
+  hostPort(value) ?? (isLoopbackHost(parseHostPort(value).host) ? undefined : 'must be a loopback address (127.0.0.0/8, ::1 or localhost)');
+
+const absoluteUrl = (value: string): string | undefined => {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? undefined : 'must be an http or https URL';
+  } catch {
+    return `expected an absolute URL, got ${JSON.stringify(value)}`;
+  }
+};
+
+const notEmpty = (value: string): string | undefined => (value.length > 0 ? undefined : 'must not be empty');
+
+// Realms and services end up inside quoted-string challenge parameters.
+const quotable = (value: string): string | undefined =>
+  notEmpty(value) ?? (/^[\x20-\x7e]*$/.test(value) && !/["\\]/.test(value) ? undefined : 'must be printable ASCII without quotes or backslashes');
+
+const NAME_PATTERN = /^(?:[a-z0-9._\-/*]|\$user)+$/;
+const namePattern = (value: string): string | undefined =>
+  NAME_PATTERN.test(value) ? undefined : `not a repository name pattern: ${JSON.stringify(value)} (use a-z 0-9 . _ - / * ** $user)`;
+
+const ACTIONS = ['pull', 'push', 'delete', 'catalog', '*'] as const;
+
+export const SCHEMA: SchemaNode = {
+  type: 'object',
+  properties: {
+    listen: { type: 'string', check: hostPort, doc: 'HOST:PORT' },
+    listenPlain: { type: 'string', check: loopbackHostPort, doc: 'loopback HOST:PORT for plain HTTP beside TLS' },
+    root: { type: 'string', check: notEmpty, path: true },
+    log: {
+      type: 'object',
+      properties: {
+        level: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+        format: { type: 'string', enum: ['auto', 'json', 'pretty'] },
+        accessLog: { type: 'boolean' },
+      },
+    },
+    tls: {
+      type: 'object',
+      properties: {
+        cert: { type: 'string', check: notEmpty, path: true },
+        key: { type: 'string', check: notEmpty, path: true },
+        clientCa: { type: 'string', check: notEmpty, path: true },
+      },
+    },
+    auth: {
+      type: 'object',
+      properties: {
+        mode: { type: 'string', enum: ['none', 'basic', 'token'] },
+        htpasswd: { type: 'string', check: notEmpty, path: true },
+        realm: { type: 'string', check: quotable },
+        token: {
+          type: 'object',
+          properties: {
+            realm: { type: 'string', check: (v) => absoluteUrl(v) ?? quotable(v) },
+            service: { type: 'string', check: quotable },
+            issuer: { type: 'string', check: notEmpty },
+            key: { type: 'string', check: notEmpty, path: true },
+            expiry: { type: 'integer', min: 60, max: 86_400 },
+            trusted: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['issuer', 'key'],
+                properties: {
+                  issuer: { type: 'string', check: notEmpty },
+                  key: { type: 'string', check: notEmpty, path: true },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    access: {
+      type: 'object',
+      properties: {
+        groups: { type: 'object', properties: {}, additional: { type: 'array', items: { type: 'string', check: notEmpty } } },
+        rules: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['actions'],
+            properties: {
+              repositories: { type: 'array', items: { type: 'string', check: namePattern } },
+              actions: { type: 'array', items: { type: 'string', enum: ACTIONS } },
+              users: { type: 'array', items: { type: 'string', check: notEmpty } },
+              groups: { type: 'array', items: { type: 'string', check: notEmpty } },
+              anonymous: { type: 'boolean' },
+            },
+          },
+        },
+      },
+    },
+    limits: { type: 'object', properties: {}, open: true, doc: 'filled by the hardening work' },
+    gc: { type: 'object', properties: {}, open: true, doc: 'filled by the GC work' },
+  },
+};

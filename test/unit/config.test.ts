@@ -1,0 +1,218 @@
+// Configuration: defaults < stowage.yml < STOWAGE_* < flags, and validation errors that name
+// the bad key and where it came from. The last test runs the built CLI to check it refuses a
+// bad file at start with that message and exit status 2.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../src/config/config.js';
+import { leaves, loadConfig, resolveConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/schema.js';
+
+const file = (data: unknown, dir = '/etc/stowage') => ({ data, path: path.join(dir, 'stowage.yml') });
+
+function errorOf(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration layers', () => {
+  it('gives the defaults when nothing is set', () => {
+    expect(resolveConfig({})).toEqual(DEFAULTS);
+  });
+
+  it('lets the environment override the file and flags override the environment', () => {
+    const layers = {
+      file: file({ listen: '127.0.0.1:7000', root: 'data', log: { level: 'debug' }, auth: { realm: 'from-file' } }),
+      env: { STOWAGE_LISTEN: '127.0.0.1:7001', STOWAGE_LOG_LEVEL: 'warn', STOWAGE_AUTH_TOKEN_EXPIRY: '600' },
+    };
+    const fromEnv = resolveConfig(layers);
+    expect(fromEnv.listen).toBe('127.0.0.1:7001');
+    expect(fromEnv.log.level).toBe('warn');
+    expect(fromEnv.auth.realm).toBe('from-file');
+    expect(fromEnv.auth.token.expiry).toBe(600);
+    expect(fromEnv.auth.token.issuer).toBe('stowage'); // the default survives a partial section
+
+    const fromFlags = resolveConfig({ ...layers, flags: { listen: { value: '127.0.0.1:7002', flag: '--listen' } } });
+    expect(fromFlags.listen).toBe('127.0.0.1:7002');
+    expect(fromFlags.log.level).toBe('warn');
+  });
+
+  it('resolves paths in the file against the file, and leaves environment paths as given', () => {
+    const config = resolveConfig({
+      file: file({ root: 'data', tls: { cert: 'tls/cert.pem', key: '/abs/key.pem' }, listenPlain: '127.0.0.1:5001' }),
+      env: { STOWAGE_TLS_CLIENT_CA: 'ca.pem' },
+    });
+    expect(config.root).toBe('/etc/stowage/data');
+    expect(config.tls).toEqual({ cert: '/etc/stowage/tls/cert.pem', key: '/abs/key.pem', clientCa: 'ca.pem' });
+  });
+
+  it('maps every scalar key to a STOWAGE_ variable', () => {
+    const names = leaves().map((leaf) => leaf.env);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'STOWAGE_LISTEN',
+        'STOWAGE_LISTEN_PLAIN',
+        'STOWAGE_ROOT',
+        'STOWAGE_LOG_LEVEL',
+        'STOWAGE_TLS_CERT',
+        'STOWAGE_TLS_KEY',
+        'STOWAGE_TLS_CLIENT_CA',
+        'STOWAGE_AUTH_MODE',
+        'STOWAGE_AUTH_HTPASSWD',
+        'STOWAGE_AUTH_REALM',
+        'STOWAGE_AUTH_TOKEN_REALM',
+        'STOWAGE_AUTH_TOKEN_SERVICE',
+        'STOWAGE_AUTH_TOKEN_ISSUER',
+        'STOWAGE_AUTH_TOKEN_KEY',
+        'STOWAGE_AUTH_TOKEN_EXPIRY',
+      ]),
+    );
+  });
+
+  it('keeps the limits and gc sections open for the settings other work defines', () => {
+    const config = resolveConfig({ file: file({ limits: { maxManifestBytes: 1024 }, gc: { interval: '1h' } }) });
+    expect(config.limits).toEqual({ maxManifestBytes: 1024 });
+    expect(config.gc).toEqual({ interval: '1h' });
+  });
+
+  it('parses access rules and groups', () => {
+    const config = resolveConfig({
+      file: file({
+        auth: { mode: 'basic', htpasswd: 'htpasswd' },
+        access: {
+          groups: { devs: ['alice', 'bob'] },
+          rules: [
+            { groups: ['devs'], repositories: ['team/**'], actions: ['pull', 'push'] },
+            { anonymous: true, repositories: ['public/*'], actions: ['pull'] },
+            { users: ['admin'], actions: ['catalog'] },
+          ],
+        },
+      }),
+    });
+    expect(config.access?.rules).toHaveLength(3);
+    expect(config.auth.htpasswd).toBe('/etc/stowage/htpasswd');
+  });
+});
+
+describe('configuration errors name the key', () => {
+  const cases: { name: string; layers: Parameters<typeof resolveConfig>[0]; key: string; source?: string; says: RegExp }[] = [
+    { name: 'unknown top-level key', layers: { file: file({ lisen: '1.2.3.4:5' }) }, key: 'lisen', source: 'stowage.yml', says: /unknown key/ },
+    { name: 'unknown nested key', layers: { file: file({ auth: { token: { expiry: 300, issuer: 'x', servce: 'y' } } }) }, key: 'auth.token.servce', says: /unknown key.*service/ },
+    { name: 'wrong type in file', layers: { file: file({ auth: { token: { expiry: 'soon' } } }) }, key: 'auth.token.expiry', source: 'stowage.yml', says: /integer/ },
+    { name: 'wrong type from env', layers: { env: { STOWAGE_AUTH_TOKEN_EXPIRY: 'soon' } }, key: 'auth.token.expiry', source: 'STOWAGE_AUTH_TOKEN_EXPIRY', says: /integer/ },
+    { name: 'too short expiry', layers: { env: { STOWAGE_AUTH_TOKEN_EXPIRY: '10' } }, key: 'auth.token.expiry', says: /at least 60/ },
+    { name: 'bad listen from a flag', layers: { flags: { listen: { value: 'nowhere', flag: '--listen' } } }, key: 'listen', source: '--listen', says: /HOST:PORT/ },
+    { name: 'bad enum', layers: { env: { STOWAGE_AUTH_MODE: 'kerberos' } }, key: 'auth.mode', source: 'STOWAGE_AUTH_MODE', says: /none, basic, token/ },
+    { name: 'bad log level', layers: { file: file({ log: { level: 'loud' } }) }, key: 'log.level', says: /one of/ },
+    { name: 'basic without htpasswd', layers: { env: { STOWAGE_AUTH_MODE: 'basic' } }, key: 'auth.htpasswd', says: /required when auth.mode is basic/ },
+    { name: 'tls without key', layers: { env: { STOWAGE_TLS_CERT: 'c.pem' } }, key: 'tls.key', says: /required/ },
+    { name: 'plain listener without tls', layers: { file: file({ listenPlain: '127.0.0.1:5001' }) }, key: 'listenPlain', says: /TLS/ },
+    { name: 'plain listener off loopback', layers: { file: file({ listenPlain: '0.0.0.0:5001' }) }, key: 'listenPlain', says: /loopback/ },
+    { name: 'realm not a URL', layers: { file: file({ auth: { token: { realm: 'auth/token' } } }) }, key: 'auth.token.realm', says: /absolute URL/ },
+    { name: 'access without auth', layers: { file: file({ access: { rules: [] } }) }, key: 'access', says: /auth.mode/ },
+    {
+      name: 'unknown group',
+      layers: { file: file({ auth: { mode: 'token' }, access: { rules: [{ groups: ['ops'], repositories: ['**'], actions: ['pull'] }] } }) },
+      key: 'access.rules[0].groups',
+      says: /unknown group "ops"/,
+    },
+    {
+      name: 'bad action',
+      layers: { file: file({ auth: { mode: 'token' }, access: { rules: [{ users: ['a'], repositories: ['**'], actions: ['write'] }] } }) },
+      key: 'access.rules[0].actions[0]',
+      says: /one of pull, push, delete, catalog/,
+    },
+    {
+      name: 'bad pattern',
+      layers: { file: file({ auth: { mode: 'token' }, access: { rules: [{ users: ['a'], repositories: ['Team/(x)'], actions: ['pull'] }] } }) },
+      key: 'access.rules[0].repositories[0]',
+      says: /pattern/,
+    },
+    {
+      name: 'rule for no one',
+      layers: { file: file({ auth: { mode: 'token' }, access: { rules: [{ repositories: ['**'], actions: ['pull'] }] } }) },
+      key: 'access.rules[0]',
+      says: /no one/,
+    },
+    {
+      name: 'trusted issuer without key',
+      layers: { file: file({ auth: { mode: 'token', token: { trusted: [{ issuer: 'corp' }] } } }) },
+      key: 'auth.token.trusted[0].key',
+      says: /required/,
+    },
+    {
+      name: 'trusted issuer named like ours',
+      layers: { file: file({ auth: { mode: 'token', token: { trusted: [{ issuer: 'stowage', key: 'k.pem' }] } } }) },
+      key: 'auth.token.trusted[0].issuer',
+      says: /must differ/,
+    },
+    { name: 'a list where a mapping belongs', layers: { file: file(['listen']) }, key: '', says: /mapping/ },
+  ];
+
+  for (const { name, layers, key, source, says } of cases) {
+    it(name, () => {
+      const error = errorOf(() => resolveConfig(layers));
+      expect(error.key).toBe(key);
+      expect(error.message).toMatch(says);
+      if (source) expect(error.source).toBe(source);
+      if (key) expect(error.message).toContain(key);
+    });
+  }
+
+  it('reports YAML syntax errors with the file name', () => {
+    const error = errorOf(() => resolveConfig({ file: { text: 'listen: [unclosed\n', path: '/x/stowage.yml' } }));
+    expect(error.message).toMatch(/cannot parse stowage\.yml/);
+  });
+
+  it('rejects duplicate keys in the file', () => {
+    const error = errorOf(() => resolveConfig({ file: { text: 'root: a\nroot: b\n', path: '/x/stowage.yml' } }));
+    expect(error.message).toMatch(/cannot parse/);
+  });
+});
+
+describe('config files on disk and the CLI', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads ./stowage.yml by default, STOWAGE_CONFIG or --config otherwise', async () => {
+    await writeFile(path.join(dir, 'stowage.yml'), 'listen: 127.0.0.1:6000\n');
+    await writeFile(path.join(dir, 'other.yml'), 'listen: 127.0.0.1:6001\n');
+    expect(loadConfig({ cwd: dir, env: {} }).listen).toBe('127.0.0.1:6000');
+    expect(loadConfig({ cwd: dir, env: { STOWAGE_CONFIG: 'other.yml' } }).listen).toBe('127.0.0.1:6001');
+    expect(loadConfig({ cwd: dir, env: { STOWAGE_CONFIG: 'other.yml' }, configFile: 'stowage.yml' }).listen).toBe('127.0.0.1:6000');
+    expect(loadConfig({ cwd: os.tmpdir(), env: {} }).listen).toBe(DEFAULTS.listen);
+    expect(errorOf(() => loadConfig({ cwd: dir, env: {}, configFile: 'missing.yml' })).message).toMatch(/cannot read .*missing\.yml/);
+  });
+
+  it('stowage serve refuses a bad configuration at start, naming the key', async () => {
+    const bad = path.join(dir, 'bad.yml');
+    await writeFile(bad, 'listen: 127.0.0.1:0\nauth:\n  mode: basic\n  realm: ok\n  token:\n    expiry: 5\n');
+    const cli = path.resolve('dist/src/cli.js');
+    const result = spawnSync(process.execPath, [cli, 'serve', '--config', bad], { encoding: 'utf8', timeout: 20_000, cwd: dir });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/invalid configuration: auth\.token\.expiry: must be at least 60, got 5 \(from bad\.yml\)/);
+
+    const good = path.join(dir, 'good.yml');
+    await writeFile(good, 'listen: 127.0.0.1:0\n');
+    const flagged = spawnSync(process.execPath, [cli, 'serve', '--config', good, '--listen', 'nope'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      cwd: dir,
+    });
+    expect(flagged.status).toBe(2);
+    expect(flagged.stderr).toMatch(/invalid configuration: listen: expected HOST:PORT.*\(from --listen\)/);
+  });
+});
