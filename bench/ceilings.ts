@@ -15,6 +15,7 @@ import type { HashEngine } from '../src/workers/hash-engine.js';
 import { createNativeEngine } from '../src/workers/native-engine.js';
 import { createWasmEngine } from '../src/workers/wasm-engine.js';
 import { blobSlices, makeBlob, MiB } from './blobs.js';
+import { download } from './download.js';
 import type { BenchConfig } from './config.js';
 import { expectStatus, request } from './http.js';
 import { repeatMs, throughput, type Measurement } from './measure.js';
@@ -101,10 +102,7 @@ async function httpCeilings(config: BenchConfig, sendFile: string): Promise<Meas
     for (const [key, route, label] of rows) {
       out.push(throughput(key, label, config.pushBytes, await repeatMs(config.reps, () => put(route))));
     }
-    const sendMs = await repeatMs(config.reps, async () => {
-      const res = await request({ method: 'GET', url: `${base}/send?path=${encodeURIComponent(sendFile)}` });
-      expectStatus(res, [200], 'send');
-    });
+    const sendMs = await repeatMs(config.reps, () => download(`${base}/send?path=${encodeURIComponent(sendFile)}`));
     out.push(throughput('ceiling/send', 'Node HTTP send (file in page cache)', config.pushBytes, sendMs));
     return out;
   } finally {

@@ -56,17 +56,3 @@ export function throughput(key: string, label: string, bytes: number, ms: number
     detail: { bytes, runsMs: runs.map(Math.round), runsMBps: rates, bestMBps: Math.max(...rates) },
   };
 }
-
-/** Runs tasks with at most `limit` in flight. */
-export async function inParallel<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      results[i] = await tasks[i]();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
-  return results;
-}

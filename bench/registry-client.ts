@@ -3,6 +3,7 @@
 // (Distribution's carry a signed _state that changes with every chunk).
 
 import { blobSlices, bytesOf, makeBlob, type Blob } from './blobs.js';
+import { download } from './download.js';
 import { expectStatus, locationOf, request, withQuery } from './http.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -81,15 +82,9 @@ export async function uploadStatus(base: string, upload: Upload): Promise<Upload
   return { location: locationOf(base, res), offset };
 }
 
-/** GETs a blob (or a range of it) and returns the body bytes received. */
-export async function pullBlob(base: string, repo: string, digest: string, range?: { start: number; end: number }): Promise<number> {
-  const res = await request({
-    method: 'GET',
-    url: `${base}/v2/${repo}/blobs/${digest}`,
-    headers: range ? { range: `bytes=${range.start}-${range.end - 1}` } : {},
-  });
-  expectStatus(res, range ? [206] : [200], 'GET blob');
-  return res.bytes;
+/** GETs a blob (or bytes [start, end) of it) and returns the body bytes received. */
+export function pullBlob(base: string, repo: string, digest: string, range?: { start: number; end: number }): Promise<number> {
+  return download(`${base}/v2/${repo}/blobs/${digest}`, range);
 }
 
 /** Pushes a config blob and an image manifest referencing `layer`, tagged `tag`. */

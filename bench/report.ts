@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchConfig } from './config.js';
+import { downloadClient } from './download.js';
 import type { Measurement } from './measure.js';
 import type { TargetSpec } from './servers.js';
 
@@ -17,7 +18,7 @@ export interface TargetResult {
 export interface BenchReport {
   startedAt: string;
   durationMs: number;
-  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; openssl: string };
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; openssl: string; pullClient: string };
   /** 1-minute load average before and after: other work on the machine skews every figure. */
   loadAverage: { start: number; end: number };
   config: BenchConfig;
@@ -32,6 +33,7 @@ export function machineInfo(): BenchReport['machine'] {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
     openssl: process.versions.openssl,
+    pullClient: downloadClient,
   };
 }
 
@@ -59,6 +61,7 @@ export function formatTable(report: BenchReport): string {
   return [
     `Stowage bench${report.config.quick ? ' (--quick)' : ''}: ${report.machine.cpus} CPUs, ${report.machine.cpuModel}, Node ${report.machine.node}, OpenSSL ${report.machine.openssl}; ${(report.durationMs / 1000).toFixed(0)} s`,
     `Load average (1 min) at start ${report.loadAverage.start.toFixed(2)}, at end ${report.loadAverage.end.toFixed(2)}: anything else running skews every figure.`,
+    `Pushes are sent by node:http from this process; pulls are received by ${report.machine.pullClient}.`,
     'MB/s = 10^6 bytes/s. Ratios are Stowage / other; for ms and MiB rows lower is better.',
     '',
     render([header, ...rows]),

@@ -32,6 +32,12 @@ export interface RunningServer {
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STOWAGE_CLI = path.join(PROJECT_ROOT, 'dist', 'src', 'cli.js');
 const READY_TIMEOUT_MS = 20_000;
+/** Defaults spelled out, so that the bench measures the same server whatever the defaults become. */
+const STOWAGE_FLAGS = ['--log-level', 'warn', '--no-access-log', '--auth', 'none'];
+
+function withoutStowageSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith('STOWAGE_')));
+}
 
 export async function startServer(spec: TargetSpec): Promise<RunningServer> {
   const root = await mkdtemp(path.join(os.tmpdir(), `stowage-bench-${spec.kind}-`));
@@ -45,9 +51,11 @@ export async function startServer(spec: TargetSpec): Promise<RunningServer> {
   const launch = (): ChildProcess => {
     const child =
       spec.kind === 'stowage'
-        ? spawn(process.execPath, [STOWAGE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--log-level', 'warn'], {
+        ? spawn(process.execPath, [STOWAGE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, ...STOWAGE_FLAGS], {
             stdio: ['ignore', 'ignore', 'pipe'],
-            env: { ...process.env, ...(spec.engine ? { STOWAGE_HASH_ENGINE: spec.engine } : {}) },
+            // Its own directory as cwd and no STOWAGE_* from ours: no stray stowage.yml or setting applies.
+            cwd: root,
+            env: { ...withoutStowageSettings(process.env), ...(spec.engine ? { STOWAGE_HASH_ENGINE: spec.engine } : {}) },
           })
         : spawn('docker-registry', ['serve', configFile!], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

@@ -5,7 +5,8 @@ import autocannon from 'autocannon';
 import { makeBlob, MiB, type Blob } from './blobs.js';
 import type { BenchConfig } from './config.js';
 import { request } from './http.js';
-import { inParallel, median, repeatMs, throughput, timed, type Measurement } from './measure.js';
+import { downloadRanges } from './download.js';
+import { median, repeatMs, throughput, timed, type Measurement } from './measure.js';
 import {
   completeUpload,
   OCI_MANIFEST,
@@ -80,9 +81,7 @@ export async function pullWorkloads(server: RunningServer, config: BenchConfig, 
 
   const rangeBytes = 8 * MiB;
   const ranges = Array.from({ length: Math.ceil(blob.size / rangeBytes) }, (_, i) => ({ start: i * rangeBytes, end: Math.min((i + 1) * rangeBytes, blob.size) }));
-  const ranged = await repeatMs(config.reps, () =>
-    inParallel(4, ranges.map((range) => async () => check(await pullBlob(url, repo, blob.digest, range), range.end - range.start))),
-  );
+  const ranged = await repeatMs(config.reps, async () => check(await downloadRanges(`${url}/v2/${repo}/blobs/${blob.digest}`, ranges, 4), blob.size));
   out.push(throughput('pull/ranged', 'pull ranged (8 MiB Range GETs, 4 in flight)', blob.size, ranged));
   return out;
 }

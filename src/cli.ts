@@ -5,6 +5,7 @@ import { parseHostPort } from './config/listen.js';
 import { ConfigError } from './config/schema.js';
 import { ImportFailed, runImport, type ImportCommandOptions } from './client/import-client.js';
 import { startRegistry } from './registry.js';
+import { AdoptionError } from './store/adopt.js';
 
 export function parseListen(value: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
@@ -33,7 +34,7 @@ addConfigOptions(program.command('serve').description('serve the registry API (s
         config,
       });
     } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
+      if (!(error instanceof ConfigError) && !(error instanceof AdoptionError)) throw error;
       process.stderr.write(`stowage: ${error.message}\n`);
       process.exit(2);
     }
@@ -68,6 +69,68 @@ program
       if (!(error instanceof ImportFailed)) throw error;
       process.stderr.write(`stowage import: ${error.message}\n`);
       process.exitCode = 1;
+    }
+  });
+
+program
+  .command('fsck')
+  .description('verify every blob and index entry of a storage root; --repair fixes what it can (see README, "Checking a storage root")')
+  .option('--root <dir>', 'storage root (default $STOWAGE_ROOT or ./data)')
+  .option('--repair', 'remove dangling index entries and quarantine corrupt blobs (refuses while a server uses the root)')
+  .option('--json', 'print the report as JSON')
+  .action(async (options: { root?: string; repair?: boolean; json?: boolean }) => {
+    // Exit 0: clean; 1: damage found (the report says whether it was repaired); 2: could not run.
+    const { runFsck, formatFsckReport, FsckRefused } = await import('./store/fsck.js');
+    try {
+      const report = await runFsck({ root: options.root ?? process.env.STOWAGE_ROOT ?? './data', repair: options.repair });
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatFsckReport(report));
+      process.exitCode = report.clean ? 0 : 1;
+    } catch (error) {
+      if (!(error instanceof FsckRefused)) throw error;
+      process.stderr.write(`stowage fsck: ${error.message}\n`);
+      process.exitCode = 2;
+    }
+  });
+
+program
+  .command('adopt')
+  .description('build the index of a CNCF Distribution storage root in place, to serve it (see README, "Adopting a Distribution root")')
+  .argument('<distribution-root>', "Distribution's storage root (the directory holding docker/registry/v2)")
+  .option('--again', 'read the root again although it was adopted before (adds what is new, removes nothing)')
+  .option('--json', 'print the summary as JSON')
+  .action(async (root: string, options: { again?: boolean; json?: boolean }) => {
+    // Exit 0: adopted (problems skipped are listed); 2: not a Distribution root.
+    const { runAdopt, formatAdoptionSummary } = await import('./client/adopt-command.js');
+    try {
+      const summary = await runAdopt(root, { again: options.again });
+      process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatAdoptionSummary(summary));
+    } catch (error) {
+      if (!(error instanceof AdoptionError)) throw error;
+      process.stderr.write(`stowage adopt: ${error.message}\n`);
+      process.exitCode = 2;
+    }
+  });
+
+program
+  .command('gc')
+  .description('collect garbage now: unreferenced blobs, unused links, stale uploads (see README, "Garbage collection")')
+  .option('--dry-run', 'report what would be removed and remove nothing')
+  .option('--url <url>', 'the running registry to ask (default http://127.0.0.1:5000)')
+  .option('--root <dir>', 'without --url: collect in this storage root directly')
+  .option('--config <file>', 'with --root: YAML configuration to read gc settings from')
+  .option('--grace <seconds>', 'with --root: grace period over the configuration\'s gc.grace')
+  .option('--user <user:password>', 'credentials for a registry with basic auth')
+  .option('--token <token>', 'bearer token (registry:catalog:*) for a registry with token auth')
+  .option('--json', 'print the report as JSON')
+  .action(async (options: import('./client/gc-client.js').GcCommandOptions & { json?: boolean }) => {
+    const { runGc, formatGcReport, GcFailed } = await import('./client/gc-client.js');
+    try {
+      const report = await runGc(options);
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatGcReport(report));
+    } catch (error) {
+      if (!(error instanceof GcFailed) && !(error instanceof ConfigError)) throw error;
+      process.stderr.write(`stowage gc: ${error.message}\n`);
+      process.exitCode = 2;
     }
   });
 

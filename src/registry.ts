@@ -9,6 +9,7 @@ import { UploadService } from './pipeline/upload-service.js';
 import type { StowageConfig } from './config/config.js';
 import { parseHostPort } from './config/listen.js';
 import { buildApp } from './server/app.js';
+import { resolveLimits, type Limits } from './server/limits.js';
 import { AccessControl } from './server/auth/access-control.js';
 import { loadTlsOptions } from './server/tls.js';
 import { loggingOptions, type LogFormat } from './server/observability/logging.js';
@@ -17,6 +18,9 @@ import { readinessChecks } from './server/routes/health.js';
 import { probeWritable } from './store/root-probe.js';
 import { FsBlobStore } from './store/fs-blob-store.js';
 import { LmdbIndex } from './store/lmdb-index.js';
+import { claimRoot } from './store/server-lock.js';
+import { adoptBeforeServing } from './store/adopt.js';
+import { GcScheduler, gcSchedule, type GcSchedule } from './gc/scheduler.js';
 
 export interface RegistryOptions {
   root: string;
@@ -36,6 +40,12 @@ export interface RegistryOptions {
    * listenPlain from it; root, host and port above stay the ones it serves.
    */
   config?: StowageConfig;
+  /** Limits over config.limits (tests set a few; unset keys keep config's or the defaults). */
+  limits?: Partial<Limits>;
+  /** Adopt the root as a Distribution root before listening, unless already adopted (default config.adopt). */
+  adopt?: boolean;
+  /** Garbage collection over config.gc, in milliseconds (tests run it every few ms with no grace). */
+  gc?: Partial<GcSchedule>;
 }
 
 export interface RunningRegistry {
@@ -45,6 +55,8 @@ export interface RunningRegistry {
   app: FastifyInstance;
   /** Garbage collection and other background work report here (metrics.gcRun). */
   metrics: Metrics;
+  /** Online garbage collection: scheduled every gc.interval; run() collects now. */
+  gc: GcScheduler;
   close(): Promise<void>;
 }
 
@@ -54,30 +66,59 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const access = options.config ? await AccessControl.create(options.config, blobs.paths.tokenKeyFile()) : undefined;
   const https: HttpsServerOptions | undefined = options.config?.tls ? await loadTlsOptions(options.config.tls) : undefined;
   await mkdir(path.dirname(blobs.paths.indexFile()), { recursive: true });
-  const index = await LmdbIndex.open(blobs.paths.indexFile());
+  // The probe lets a commit see, inside its transaction, that GC has not just removed the
+  // file it is about to record (lmdb-index.ts, gc/collector.ts).
+  const index = await LmdbIndex.open(blobs.paths.indexFile(), {
+    contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size),
+  });
+  // Tells `fsck --repair` that a server is using the root (store/server-lock.ts).
+  const releaseRoot = await claimRoot(blobs.paths);
   const pool = await HashPool.open();
   const metrics = new Metrics({ pool, index, storageRoot: blobs.paths.root });
-  const uploads = new UploadService(index, blobs, pool, { bytesReceived: (bytes) => metrics.uploadBytesReceived(bytes) });
+  const limits = resolveLimits(options.config?.limits, options.limits);
+  const uploads = new UploadService(
+    index,
+    blobs,
+    pool,
+    { bytesReceived: (bytes) => metrics.uploadBytesReceived(bytes) },
+    { maxSessions: limits.maxUploads, lifetimeMs: limits.uploadLifetime * 1000 },
+  );
   const monitoring = {
     metrics,
     accessLog: options.accessLog ?? true,
     readiness: readinessChecks({ index, pool, probeRoot: () => probeWritable(blobs.paths) }),
   };
   const logging = loggingOptions({ level: options.logLevel, format: options.logFormat, stream: options.logStream });
-  const app = buildApp({ index, blobs, uploads }, { ...logging, monitoring, access, https });
+  const gc = new GcScheduler(
+    { index, blobs, uploads },
+    gcSchedule(options.config?.gc, options.gc),
+    { info: (details, message) => app.log.info(details, message), error: (details, message) => app.log.error(details, message) },
+    (report) =>
+      metrics.gcRun(report.bytesReclaimed, {
+        blobsRemoved: report.blobsRemoved + report.orphanFilesRemoved,
+        manifestsRemoved: report.manifestsRemoved,
+        uploadsPurged: report.uploadsPurged,
+        durationSeconds: report.durationMs / 1000,
+      }),
+  );
+  const app = buildApp({ index, blobs, uploads }, { ...logging, monitoring, access, https, limits, gc });
   // The loopback listener is a second app over the same store, so it behaves exactly alike.
-  const plain = https && options.config?.listenPlain ? buildApp({ index, blobs, uploads }, { ...logging, monitoring, access }) : undefined;
+  const plain = https && options.config?.listenPlain ? buildApp({ index, blobs, uploads }, { ...logging, monitoring, access, limits, gc }) : undefined;
   app.log.info({ engine: pool.engineName, root: blobs.paths.root }, 'hash engine and storage root');
 
   let address: string;
   let plainAddress: string | undefined;
   try {
+    if (options.adopt ?? options.config?.adopt) await adoptBeforeServing(index, blobs.paths, app.log);
     address = await app.listen({ host: options.host, port: options.port });
     if (plain) plainAddress = await plain.listen(parseHostPort(options.config!.listenPlain!));
+    gc.start();
   } catch (error) {
+    await gc.close();
     await app.close();
     await pool.close();
     await index.close();
+    await releaseRoot();
     throw error;
   }
 
@@ -93,12 +134,15 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
         await Promise.all([app.close(), plain?.close()]);
       } finally {
         clearTimeout(grace);
+        // Before the index closes: a run in progress finishes its transaction first.
+        await gc.close();
         await pool.close();
         await index.close();
+        await releaseRoot();
       }
     })();
     return closing;
   };
-  return { url: address, plainUrl: plainAddress, app, metrics, close };
+  return { url: address, plainUrl: plainAddress, app, metrics, gc, close };
 }
 

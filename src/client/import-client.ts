@@ -123,7 +123,8 @@ function describeError(text: string): string {
 async function importIntoRoot(root: string, source: AsyncIterable<Buffer>, repository: string | undefined): Promise<ImportResult> {
   const blobs = new FsBlobStore(root);
   await mkdir(path.dirname(blobs.paths.indexFile()), { recursive: true });
-  const index = await LmdbIndex.open(blobs.paths.indexFile());
+  // With the probe, a GC of a server running over the same root cannot remove what this commits.
+  const index = await LmdbIndex.open(blobs.paths.indexFile(), { contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size) });
   const pool = await HashPool.open({ threads: 2 });
   try {
     const target = repository === undefined ? undefined : parseTarget(repository, 'repository', false);

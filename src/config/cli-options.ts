@@ -23,6 +23,16 @@ const FLAGS: { flag: string; property: string; key: string; help: string }[] = [
   { flag: '--token-realm <url>', property: 'tokenRealm', key: 'auth.token.realm', help: 'Bearer realm URL to advertise (default this server\'s /auth/token)' },
   { flag: '--token-service <name>', property: 'tokenService', key: 'auth.token.service', help: 'token service / audience (default stowage)' },
   { flag: '--token-key <file>', property: 'tokenKey', key: 'auth.token.key', help: 'PEM private key that signs tokens' },
+  { flag: '--adopt', property: 'adopt', key: 'adopt', help: 'adopt the root as a Distribution storage root first, unless already adopted (README, "Adopting a Distribution root")' },
+  // Limits (README, "Configuration"); every one also has its STOWAGE_LIMITS_* variable.
+  { flag: '--max-header-bytes <n>', property: 'maxHeaderBytes', key: 'limits.maxHeaderBytes', help: 'largest request head in bytes (default 16384)' },
+  { flag: '--max-headers <n>', property: 'maxHeaders', key: 'limits.maxHeaders', help: 'most request headers (default 100)' },
+  { flag: '--headers-timeout <s>', property: 'headersTimeout', key: 'limits.headersTimeout', help: 'seconds to send request headers (default 30)' },
+  { flag: '--request-timeout <s>', property: 'requestTimeout', key: 'limits.requestTimeout', help: 'seconds to send a manifest body (default 300)' },
+  { flag: '--idle-timeout <s>', property: 'idleTimeout', key: 'limits.idleTimeout', help: 'seconds a connection may stall mid-request (default 120)' },
+  { flag: '--max-manifest-bytes <n>', property: 'maxManifestBytes', key: 'limits.maxManifestBytes', help: 'largest manifest in bytes, at least 4194304 (default)' },
+  { flag: '--max-uploads <n>', property: 'maxUploads', key: 'limits.maxUploads', help: 'upload sessions in progress (default 1000)' },
+  { flag: '--upload-lifetime <s>', property: 'uploadLifetime', key: 'limits.uploadLifetime', help: 'seconds an upload session may live (default 86400)' },
 ];
 
 export function addConfigOptions(command: Command): Command {

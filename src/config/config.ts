@@ -1,7 +1,6 @@
 // What `stowage serve` can be told, the schema it is checked against, and the defaults. The
 // README's "Configuration" section documents the same keys with a complete example; keep the
-// two in step. Sections other work fills in (limits, gc) are declared here as open mappings so
-// a stowage.yml that already sets them is accepted.
+// two in step.
 
 import { isLoopbackHost, parseHostPort } from './listen.js';
 import type { SchemaNode } from './schema.js';
@@ -58,10 +57,62 @@ export interface StowageConfig {
   };
   /** Who may do what; without it, every authenticated user may do everything. */
   access?: { groups: Record<string, string[]>; rules: AccessRule[] };
-  /** Placeholder: request, upload and size limits (filled by the hardening work). */
-  limits: Record<string, unknown>;
-  /** Placeholder: garbage collection settings (filled by the GC work). */
-  gc: Record<string, unknown>;
+  /** Request, upload and size limits (see LimitsConfig). */
+  limits: LimitsConfig;
+  /** Online garbage collection (src/gc/; README, "Garbage collection"). */
+  gc: GcConfig;
+  /**
+   * Adopt the root as a CNCF Distribution storage root before serving (store/adopt.ts), unless
+   * the index records a complete adoption already; safe to leave on.
+   */
+  adopt: boolean;
+}
+
+/**
+ * What one client may hold or send. Timeouts are in seconds. Each is enforced where it is
+ * cheapest: header limits and the headers timeout by Node's HTTP parser, the idle timeout by
+ * the socket, the rest by the request that would cross them (src/server/limits.ts).
+ */
+export interface LimitsConfig {
+  /** Bytes of request line plus headers (Node's maxHeaderSize); over it: 431. */
+  maxHeaderBytes: number;
+  /** Number of request headers; over it: 431. */
+  maxHeaders: number;
+  /** Seconds a client may take to send its request headers; then 408 and the connection is closed. */
+  headersTimeout: number;
+  /** Seconds a non-streaming request (a manifest PUT) may take to send its body; then 408. */
+  requestTimeout: number;
+  /** Seconds a connection may stay silent while a request is in progress (a stalled upload body); then it is closed. */
+  idleTimeout: number;
+  /** Bytes of a manifest PUT; over it: 413 MANIFEST_INVALID. At least 4 MiB, as the spec asks. */
+  maxManifestBytes: number;
+  /** Upload sessions in progress across the registry; past it a new session gets 429 TOOMANYREQUESTS. */
+  maxUploads: number;
+  /** Seconds an upload session may live from its start; an older one is BLOB_UPLOAD_UNKNOWN and removed. */
+  uploadLifetime: number;
+}
+
+export const DEFAULT_LIMITS: LimitsConfig = {
+  maxHeaderBytes: 16 * 1024,
+  maxHeaders: 100,
+  headersTimeout: 30,
+  requestTimeout: 300,
+  idleTimeout: 120,
+  maxManifestBytes: 4 * 1024 * 1024,
+  maxUploads: 1000,
+  uploadLifetime: 24 * 3600,
+};
+
+/** Garbage collection. Durations are in seconds, as elsewhere in this file. */
+export interface GcConfig {
+  /** Seconds between the end of one run and the start of the next; 0 runs GC only on demand. */
+  interval: number;
+  /** Seconds an unreferenced blob or a link no manifest uses is kept: a push in progress has this long to send its manifest. */
+  grace: number;
+  /** Seconds an upload session may receive nothing before it is purged with its files. */
+  uploadsStaleAfter: number;
+  /** Seconds after which an untagged manifest no index lists (and no subject keeps) is removed; unset: never. */
+  untaggedManifestAge?: number;
 }
 
 export const DEFAULTS: StowageConfig = {
@@ -73,8 +124,9 @@ export const DEFAULTS: StowageConfig = {
     realm: 'stowage',
     token: { service: 'stowage', issuer: 'stowage', expiry: 300, trusted: [] },
   },
-  limits: {},
-  gc: {},
+  limits: { ...DEFAULT_LIMITS },
+  gc: { interval: 3600, grace: 3600, uploadsStaleAfter: 86_400 },
+  adopt: false,
 };
 
 const hostPort = (value: string): string | undefined => {
@@ -181,7 +233,29 @@ export const SCHEMA: SchemaNode = {
         },
       },
     },
-    limits: { type: 'object', properties: {}, open: true, doc: 'filled by the hardening work' },
-    gc: { type: 'object', properties: {}, open: true, doc: 'filled by the GC work' },
+    limits: {
+      type: 'object',
+      properties: {
+        maxHeaderBytes: { type: 'integer', min: 1024, max: 1024 * 1024, doc: 'bytes' },
+        maxHeaders: { type: 'integer', min: 16, max: 2000 },
+        headersTimeout: { type: 'integer', min: 1, max: 3600, doc: 'seconds' },
+        requestTimeout: { type: 'integer', min: 1, max: 86_400, doc: 'seconds' },
+        idleTimeout: { type: 'integer', min: 1, max: 86_400, doc: 'seconds' },
+        // The distribution spec requires accepting manifests of at least 4 MiB.
+        maxManifestBytes: { type: 'integer', min: 4 * 1024 * 1024, max: 1024 * 1024 * 1024, doc: 'bytes' },
+        maxUploads: { type: 'integer', min: 1, max: 1_000_000 },
+        uploadLifetime: { type: 'integer', min: 60, max: 365 * 86_400, doc: 'seconds' },
+      },
+    },
+    gc: {
+      type: 'object',
+      properties: {
+        interval: { type: 'integer', min: 0, max: 30 * 86_400, doc: 'seconds; 0: only on demand' },
+        grace: { type: 'integer', min: 0, max: 365 * 86_400, doc: 'seconds' },
+        uploadsStaleAfter: { type: 'integer', min: 60, max: 365 * 86_400, doc: 'seconds' },
+        untaggedManifestAge: { type: 'integer', min: 60, max: 10 * 365 * 86_400, doc: 'seconds' },
+      },
+    },
+    adopt: { type: 'boolean' },
   },
 };

@@ -5,7 +5,8 @@ export type UploadErrorKind =
   | 'range' // the chunk does not start where the upload ends
   | 'busy' // another request is writing to this session
   | 'size' // the body's length disagrees with what the request declared
-  | 'digest'; // the content does not hash to the digest given
+  | 'digest' // the content does not hash to the digest given
+  | 'limit'; // too many sessions in progress (limits.maxUploads)
 
 export class UploadError extends Error {
   constructor(

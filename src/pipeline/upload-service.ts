@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore } from '../store/blob-store.js';
-import type { RegistryIndex } from '../store/registry-index.js';
+import { ContentMissingError, type RegistryIndex } from '../store/registry-index.js';
 import type { HashPool } from './hash-pool.js';
 import { initialHashState, isValidHashState } from './hash-state.js';
 import { UploadError } from './upload-errors.js';
@@ -39,6 +39,8 @@ interface ActiveUpload {
   algorithm: DigestAlgorithm;
   durable: HashedOffset;
   busy: boolean;
+  /** Milliseconds since the epoch; the session's lifetime counts from here. */
+  startedAt: number;
 }
 
 export interface CommittedBlob {
@@ -52,25 +54,58 @@ export interface UploadHooks {
   bytesReceived?(bytes: number): void;
 }
 
+/** How many sessions may be open at once and for how long (config limits.maxUploads, uploadLifetime). */
+export interface UploadLimits {
+  maxSessions?: number;
+  lifetimeMs?: number;
+}
+
+/** What a refused client is told to wait (Retry-After, seconds): long enough for a few uploads to finish. */
+export const RETRY_AFTER_SECONDS = 5;
+
 export class UploadService {
   private readonly active = new Map<string, Promise<ActiveUpload | undefined>>();
+  /**
+   * Sessions in the index, counted from it at the first start() and kept by this service
+   * since, so that start() need not scan the index. It can only run high (a session removed
+   * behind this service's back, by GC), so it is recounted before it refuses anyone.
+   */
+  private sessions: number | undefined;
+  /** Starts counted in `sessions` whose session is not in the index yet. */
+  private starting = 0;
 
   constructor(
     private readonly index: RegistryIndex,
     private readonly blobs: BlobStore,
     private readonly pool: HashPool,
     private readonly hooks: UploadHooks = {},
+    private readonly limits: UploadLimits = {},
   ) {}
 
   async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
+    // Counted before the session exists, so concurrent starts cannot all pass the check.
+    await this.reserveSession();
+    try {
+      return await this.open(repo, algorithm);
+    } catch (error) {
+      this.sessionEnded();
+      throw error;
+    } finally {
+      this.starting--;
+    }
+  }
+
+  private async open(repo: string, algorithm: DigestAlgorithm): Promise<UploadStatus> {
     const id = randomUUID();
     const startedAt = Date.now();
-    await this.index.createUpload({ id, repo, algorithm, startedAt });
+    // Directory first, then the session: a crash in between leaves a directory no session
+    // names (garbage, as after a commit), never a session whose directory is missing, which
+    // fsck would have to report as damage.
     try {
       await this.blobs.createUpload(repo, id, new Date(startedAt), algorithm);
+      await this.index.createUpload({ id, repo, algorithm, startedAt });
     } catch (error) {
-      // The client never learns this id: leave no session behind that nobody can finish.
-      await this.index.deleteUpload(id).catch(() => undefined);
+      // The client never learns this id: leave nothing behind that nobody can finish.
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
       throw error;
     }
@@ -80,6 +115,7 @@ export class UploadService {
       algorithm,
       durable: { offset: 0, state: initialHashState(algorithm) },
       busy: false,
+      startedAt,
     };
     this.active.set(id, Promise.resolve(upload));
     return { id, repo, offset: 0 };
@@ -100,18 +136,23 @@ export class UploadService {
   /** Appends an optional last chunk, verifies the digest and moves the blob into the store. */
   async complete(repo: string, id: string, digest: Digest, lastChunk?: AppendRequest): Promise<CommittedBlob> {
     return this.exclusive(repo, id, async (upload) => {
+      const before = upload.durable;
       if (lastChunk) await this.write(upload, lastChunk);
       const size = upload.durable.offset;
       const actual = await this.digestOf(upload, digest.algorithm);
       if (actual !== digest.hex) {
+        // The session stays as the client last saw it: a last chunk sent with this failing
+        // request is taken out again, so the offset is the bytes acknowledged and a retry
+        // with the right digest (and the chunk) commits.
+        if (upload.durable.offset !== before.offset) await this.restore(upload, before);
         throw new UploadError('digest', 'content does not match the digest', {
           expected: digest.value,
           actual: `${digest.algorithm}:${actual}`,
         });
       }
-      await this.blobs.commitUpload(repo, id, digest.value);
-      await this.index.commitUpload(id, repo, digest.value, size);
+      await this.placeAndRecord(repo, id, digest.value, () => this.index.commitUpload(id, repo, digest.value, size));
       this.active.delete(id);
+      this.sessionEnded();
       // The blob is committed: failing the request now would tell the client otherwise. A
       // directory left behind belongs to no session and is garbage for GC.
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
@@ -134,21 +175,40 @@ export class UploadService {
       if (expected && digest !== expected.value) {
         throw new UploadError('digest', 'content does not match the digest', { expected: expected.value, actual: digest });
       }
-      await this.blobs.commitUpload(repo, id, digest);
-      await this.index.commitUploadUnlinked(id, digest, size);
+      await this.placeAndRecord(repo, id, digest, () => this.index.commitUploadUnlinked(id, digest, size));
       this.active.delete(id);
+      this.sessionEnded();
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
       return { digest, size };
     });
   }
 
   async cancel(repo: string, id: string): Promise<void> {
-    await this.exclusive(repo, id, async () => {
-      await this.index.deleteUpload(id);
-      this.active.delete(id);
-      // The session is gone once the index says so; a directory left behind is garbage for GC.
-      await this.blobs.removeUpload(repo, id).catch(() => undefined);
-    });
+    await this.exclusive(repo, id, (upload) => this.discard(upload));
+  }
+
+  /**
+   * Brings the session back to an earlier durable point whose hash state is still in memory:
+   * persisting that state drops the later ones, and recovery then cuts the data back to it.
+   * A crash in between recovers to the same point.
+   */
+  private async restore(upload: ActiveUpload, point: HashedOffset): Promise<void> {
+    try {
+      await this.blobs.writeHashState(upload.repo, upload.id, upload.algorithm, point.offset, point.state);
+    } catch {
+      // The session keeps the chunk (durable as it is); the caller's own error still goes out.
+      return;
+    }
+    await this.rollBack(upload);
+  }
+
+  /** Ends a session without a blob: cancelled or expired. */
+  private async discard(upload: ActiveUpload): Promise<void> {
+    await this.index.deleteUpload(upload.id);
+    this.active.delete(upload.id);
+    this.sessionEnded();
+    // The session is gone once the index says so; a directory left behind is garbage for GC.
+    await this.blobs.removeUpload(upload.repo, upload.id).catch(() => undefined);
   }
 
   /** A whole blob in one request: a session that lives for that request only. */
@@ -188,8 +248,8 @@ export class UploadService {
         from: upload.durable,
         body: request.body,
         expectedLength,
-        persist: async (point) => {
-          await this.blobs.writeHashState(upload.repo, upload.id, upload.algorithm, point.offset, point.state);
+        persist: async (point, dataDurable) => {
+          await this.blobs.writeHashState(upload.repo, upload.id, upload.algorithm, point.offset, point.state, dataDurable);
           upload.durable = point;
         },
       });
@@ -253,7 +313,59 @@ export class UploadService {
     }
     const upload = await loading;
     if (!upload || upload.repo !== repo) throw new UploadError('unknown', 'upload unknown', { uuid: id });
+    if (this.limits.lifetimeMs !== undefined && Date.now() - upload.startedAt > this.limits.lifetimeMs) {
+      await this.expire(upload);
+      throw new UploadError('unknown', 'upload expired', { uuid: id, reason: 'the session is older than its lifetime' });
+    }
     return upload;
+  }
+
+  /**
+   * Removes a session past its lifetime, as cancel() would. One that a request is still
+   * writing to is left to that request; the next access removes it.
+   */
+  private async expire(upload: ActiveUpload): Promise<void> {
+    if (upload.busy) return;
+    upload.busy = true;
+    try {
+      await this.discard(upload);
+    } finally {
+      upload.busy = false;
+    }
+  }
+
+  /** Counts a session about to start (in `sessions` and `starting`), or refuses it at the limit. */
+  private async reserveSession(): Promise<void> {
+    const max = this.limits.maxSessions;
+    if (max === undefined) {
+      this.starting++;
+      return;
+    }
+    this.sessions ??= this.index.listUploads().length;
+    if (this.sessions >= max) {
+      await this.expireOld();
+      this.sessions = this.index.listUploads().length + this.starting;
+      if (this.sessions >= max) {
+        throw new UploadError('limit', 'too many uploads in progress', { limit: max, retryAfter: RETRY_AFTER_SECONDS });
+      }
+    }
+    this.sessions++;
+    this.starting++;
+  }
+
+  private sessionEnded(): void {
+    if (this.sessions !== undefined && this.sessions > 0) this.sessions--;
+  }
+
+  /** At the session limit, sessions past their lifetime make room before anyone is refused. */
+  private async expireOld(): Promise<void> {
+    const lifetime = this.limits.lifetimeMs;
+    if (lifetime === undefined) return;
+    const now = Date.now();
+    for (const session of this.index.listUploads()) {
+      // find() removes a session past its lifetime (and then throws, as to any client).
+      if (now - session.startedAt > lifetime) await this.find(session.repo, session.id).catch(() => undefined);
+    }
   }
 
   /** A session known to the index but not in memory: the server restarted since it was last used. */
@@ -270,6 +382,50 @@ export class UploadService {
       algorithm,
       durable: { offset: recovered.offset, state: recovered.state ?? initialHashState(algorithm) },
       busy: false,
+      startedAt: session.startedAt,
     };
+  }
+
+  // ---- garbage collection (gc/collector.ts) ----
+
+  /**
+   * Places the upload's data at the blob's place and records it. GC may remove the blob's
+   * file between the two (a blob of the same content that was garbage); the index then
+   * refuses the record (ContentMissingError, nothing written) and the data, still held by
+   * the session, is placed again.
+   */
+  private async placeAndRecord(repo: string, id: string, digest: string, record: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.blobs.commitUpload(repo, id, digest);
+      try {
+        return await record();
+      } catch (error) {
+        if (!(error instanceof ContentMissingError) || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  /**
+   * Ends a session that has received nothing since `idleSince` (GC's purge of stale
+   * uploads), as cancel() would. False, and nothing removed, when a request is using it or
+   * bytes arrived since: the check and the removal hold the session like any request.
+   */
+  async expireIdle(repo: string, id: string, idleSince: number): Promise<boolean> {
+    const session = this.index.getUpload(id);
+    if (session === undefined || session.repo !== repo) return false;
+    const activity = await this.blobs.uploadActivity(repo, id);
+    if (Math.max(session.startedAt, activity ?? 0) >= idleSince) return false;
+    try {
+      return await this.exclusive(repo, id, async (upload) => {
+        // Changed while we waited for the session: a request wrote to it (or recovery cut
+        // its torn tail after a restart). Either way it is not idle; a later run decides.
+        if ((await this.blobs.uploadActivity(repo, id)) !== activity) return false;
+        await this.discard(upload);
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof UploadError && (error.kind === 'busy' || error.kind === 'unknown')) return false;
+      throw error;
+    }
   }
 }

@@ -1,16 +1,19 @@
-// Streams one request body into an upload: bytes go to the data file and, in batches, to
-// the hash pool. Disk writes of one batch overlap the hashing of the previous one; at most
-// two batches are held, so memory per upload does not grow with the blob. Durable
-// checkpoints (data fsynced, then the hash state persisted) are taken every
-// CHECKPOINT_BYTES and at the end, which is what lets an upload resume after a crash.
+// Streams one request body into an upload. Network chunks are copied once, into a shared
+// batch (batch-buffers.ts); a full batch is written to the data file and hashed by the pool
+// at the same time, from the same memory, while the next batch fills. An upload holds at
+// most two batches, so memory per upload does not grow with the blob, and its hash states
+// stay in order because each batch's hash starts from the state the previous one returned.
+// Durable checkpoints (data fsynced, then the hash state persisted) are taken every
+// CHECKPOINT_BYTES while the body keeps flowing, and at the end: they are what lets an upload
+// resume after a crash.
 
 import type { DigestAlgorithm } from '../oci/digest.js';
 import type { UploadDataWriter } from '../store/blob-store.js';
+import { BATCH_BYTES, sharedBatches, type BatchBuffers } from './batch-buffers.js';
 import type { HashPool } from './hash-pool.js';
 import { UploadError } from './upload-errors.js';
 
-/** Big enough that per-task overhead in the pool is negligible, small enough for many uploads at once. */
-export const HASH_BATCH_BYTES = 1024 * 1024;
+export const HASH_BATCH_BYTES = BATCH_BYTES;
 /** How much a long streaming request may add before its progress is made durable. */
 export const CHECKPOINT_BYTES = 32 * 1024 * 1024;
 
@@ -27,66 +30,128 @@ export interface AppendBodyOptions {
   body: AsyncIterable<Uint8Array>;
   /** The exact byte count the request declared, when it declared one. */
   expectedLength?: number;
-  /** Persists a hash state; called after the data up to its offset has been synced. */
-  persist(point: HashedOffset): Promise<void>;
+  /**
+   * Persists a hash state. `dataDurable` settles once the data up to the state's offset is
+   * synced: the state may be prepared meanwhile but must not become the durable point before
+   * it resolves, nor at all if it rejects.
+   */
+  persist(point: HashedOffset, dataDurable: Promise<void>): Promise<void>;
+  /** Where batches come from; the process-wide budget unless a test brings its own. */
+  batches?: BatchBuffers;
 }
 
 export async function appendBody(options: AppendBodyOptions): Promise<HashedOffset> {
   const { data, pool, algorithm, body, expectedLength } = options;
+  const batches = options.batches ?? sharedBatches;
   let position = options.from.offset;
   let hashed: Promise<HashedOffset> = Promise.resolve(options.from);
-  let lastCheckpoint = options.from.offset;
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
   let received = 0;
-
-  const flush = async (): Promise<void> => {
-    if (pendingBytes === 0) return;
-    // One owned buffer per batch: written once, then its memory is moved to the worker.
-    const batch = Buffer.allocUnsafeSlow(pendingBytes);
-    let at = 0;
-    for (const chunk of pending) {
-      batch.set(chunk, at);
-      at += chunk.length;
-    }
-    pending = [];
-    pendingBytes = 0;
-    await data.write(batch, position);
-    position += batch.length;
-    const end = position;
-    const previous = await hashed;
-    hashed = pool.update(algorithm, previous.state, [batch]).then((state) => ({ offset: end, state }));
+  // The batch being filled, and how much of it is.
+  let filling: Buffer | undefined;
+  let filled = 0;
+  // The batch on its way to the disk and the hash, settled (never rejects) once both are done.
+  let inFlight: Promise<void> | undefined;
+  // A checkpoint running behind the body, settled the same way.
+  let checkpointing: Promise<void> | undefined;
+  let lastCheckpoint = options.from.offset;
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+  };
+  const throwIfFailed = () => {
+    if (failure) throw failure.error;
   };
 
-  const checkpoint = async (): Promise<HashedOffset> => {
-    await flush();
-    const point = await hashed;
-    await data.sync();
-    await options.persist(point);
-    lastCheckpoint = point.offset;
+  /** Sends the filled part of the current batch to the disk and the hash. */
+  const dispatch = async (): Promise<void> => {
+    const batch = filling!;
+    const bytes = batch.subarray(0, filled);
+    filling = undefined;
+    filled = 0;
+    const start = position;
+    const end = (position += bytes.length);
+    const previous = inFlight;
+    const written = data.write(bytes, start);
+    hashed = hashed.then(({ state }) => pool.update(algorithm, state, [bytes])).then((state) => ({ offset: end, state }));
+    // A failure surfaces through `failure`; the chain itself must not count as unhandled.
+    hashed.catch(() => undefined);
+    // The batch goes back only when neither the write nor the hash reads it any more.
+    inFlight = Promise.allSettled([written, hashed, previous]).then(([w, h]) => {
+      batches.release(batch);
+      if (w.status === 'rejected') fail(w.reason);
+      if (h.status === 'rejected') fail(h.reason);
+    });
+    // Two batches per upload: the next may fill while this one is written and hashed.
+    if (previous) await previous;
+  };
+
+  /** Everything dispatched so far, written and hashed: taken now, not at the end of the wait. */
+  const settle = async (): Promise<HashedOffset> => {
+    const point = hashed;
+    if (inFlight) await inFlight;
+    throwIfFailed();
     return point;
+  };
+
+  /** Makes everything dispatched so far durable. */
+  const checkpoint = async (): Promise<HashedOffset> => {
+    const point = await settle();
+    const synced = data.sync();
+    synced.catch(() => undefined);
+    await Promise.all([synced, options.persist(point, synced)]);
+    return point;
+  };
+
+  /** Starts a checkpoint behind the body, unless one is running. */
+  const checkpointInBackground = (): void => {
+    if (checkpointing || position - lastCheckpoint < CHECKPOINT_BYTES) return;
+    lastCheckpoint = position;
+    checkpointing = checkpoint().then(
+      () => {
+        checkpointing = undefined;
+      },
+      (error: unknown) => {
+        checkpointing = undefined;
+        fail(error);
+      },
+    );
   };
 
   try {
     for await (const chunk of body) {
+      throwIfFailed();
       received += chunk.length;
       if (expectedLength !== undefined && received > expectedLength) {
         throw new UploadError('size', 'request body is longer than declared', { expected: expectedLength });
       }
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes >= HASH_BATCH_BYTES) await flush();
-      if (position - lastCheckpoint >= CHECKPOINT_BYTES) await checkpoint();
+      for (let at = 0; at < chunk.length; ) {
+        filling ??= await batches.acquire();
+        const take = Math.min(chunk.length - at, filling.length - filled);
+        filling.set(at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (filled === filling.length) {
+          await dispatch();
+          checkpointInBackground();
+        }
+      }
     }
-    // Inside the try: a hash still running when this throws must be awaited too.
+    // Inside the try: work still running when this throws must be awaited too.
     if (expectedLength !== undefined && received !== expectedLength) {
       throw new UploadError('size', 'request body is shorter than declared', { expected: expectedLength, received });
     }
+    if (filled > 0) await dispatch();
+    if (checkpointing) await checkpointing;
+    throwIfFailed();
   } catch (error) {
-    // The caller rolls back to the last checkpoint; a hash still running must not surface
-    // later as an unhandled rejection (which would take the whole process down).
-    await hashed.catch(() => undefined);
+    // The caller rolls back to the last durable point: nothing may still be writing or
+    // persisting when it does, and a failure still running must not surface later as an
+    // unhandled rejection (which would take the whole process down).
+    if (inFlight) await inFlight;
+    if (checkpointing) await checkpointing;
     throw error;
+  } finally {
+    if (filling) batches.release(filling);
   }
   if (received === 0) return options.from;
   return checkpoint();

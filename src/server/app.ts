@@ -3,16 +3,18 @@
 // parsed by fastify: blob uploads stream from the raw request and manifests are read with
 // a size limit by their handler.
 
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { RegistryContext } from './context.js';
 import { ApiError, errors } from './errors.js';
+import { installLimits, idleTimeoutMs, resolveLimits, serverOptions, type Limits } from './limits.js';
 import { installMonitoring, isUploadWrite, type Monitoring } from './observability/http.js';
 import { matchEndpoint, type Endpoint } from './route-match.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
 import { registerImportRoute, type ImportAccess } from './routes/import.js';
+import { registerGcRoute, type GcRunner } from './routes/gc.js';
 import { listCatalog, listReferrers, listTags } from './routes/listing.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
 import { deleteUpload, getUpload, patchUpload, putUpload, startUpload } from './routes/uploads.js';
@@ -82,19 +84,25 @@ export interface AppOptions
   access?: { install(app: FastifyInstance): void } & ImportAccess;
   /** Serve over TLS with these options (tls.ts) instead of plain HTTP. */
   https?: HttpsServerOptions;
+  /** Header, timeout, manifest and upload limits (limits.ts); the defaults without it. */
+  limits?: Limits;
+  /** Garbage collection on demand (POST /api/v1/gc, routes/gc.ts); no endpoint without it. */
+  gc?: GcRunner;
 }
 
-export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions): FastifyInstance {
+export function buildApp(ctx: Omit<RegistryContext, 'log' | 'limits'>, options: AppOptions): FastifyInstance {
+  const limits = options.limits ?? resolveLimits();
   const app = Fastify({
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.https ? { https: { ...options.https, ...serverOptions(limits) } } : { http: serverOptions(limits) }),
     logger: options.logger,
     genReqId: options.genReqId,
     logController: options.logController,
     exposeHeadRoutes: false,
     return503OnClosing: true,
-    // Uploads stream for as long as the client sends; a stalled client is cut by the socket timeouts.
+    // Uploads stream for as long as the client sends, so Node's whole-request timeout stays off;
+    // a stalled client is cut by the socket idle timeout (limits.ts).
     requestTimeout: 0,
-    connectionTimeout: 0,
+    connectionTimeout: idleTimeoutMs(limits),
     keepAliveTimeout: 65_000,
     // Requests fastify refuses before routing (undecodable URLs) get the spec's error body too.
     frameworkErrors: (error, request, reply) => {
@@ -104,7 +112,9 @@ export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions)
     },
     clientErrorHandler: writeClientError,
   });
-  const context: RegistryContext = { ...ctx, log: app.log };
+  const context: RegistryContext = { ...ctx, limits, log: app.log };
+  // With a listener here Node leaves the answer to an unknown Expect to us (its own 417 has no body).
+  app.server.on('checkExpectation', writeExpectationFailed);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -113,6 +123,7 @@ export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions)
     reply.header('docker-distribution-api-version', 'registry/2.0');
     reply.header('x-request-id', request.id);
   });
+  installLimits(app, limits);
   const metrics = options.monitoring?.metrics;
   if (options.monitoring) installMonitoring(app, options.monitoring);
   // After the headers above, so refusals carry them too.
@@ -137,6 +148,7 @@ export function buildApp(ctx: Omit<RegistryContext, 'log'>, options: AppOptions)
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2', handler: dispatch });
   app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/v2/*', handler: dispatch });
   registerImportRoute(app, context, options.access);
+  if (options.gc) registerGcRoute(app, options.gc, options.access);
 
   app.setNotFoundHandler(async (request, reply) => {
     sendError(reply, errors.notFound(request.url.split('?')[0]));
@@ -179,6 +191,20 @@ function writeClientError(error: Error & { code?: string }, socket: Duplex): voi
     );
   }
   socket.destroy(error);
+}
+
+/** RFC 9110: an expectation other than 100-continue may be refused with 417; with the spec's body. */
+function writeExpectationFailed(request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify(
+    new ApiError('UNSUPPORTED', { expect: request.headers.expect }, { status: 417, message: 'unsupported Expect header' }).toJSON(),
+  );
+  response.writeHead(417, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'docker-distribution-api-version': 'registry/2.0',
+    connection: 'close',
+  });
+  response.end(body);
 }
 
 function sendError(reply: FastifyReply, error: ApiError): FastifyReply {

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { UploadService } from '../pipeline/upload-service.js';
+import type { Limits } from './limits.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { RegistryIndex } from '../store/registry-index.js';
 
@@ -8,7 +9,7 @@ export interface RegistryContext {
   index: RegistryIndex;
   blobs: BlobStore;
   uploads: UploadService;
+  /** The configured limits; routes read the manifest size and request timeout from it. */
+  limits: Limits;
   log: FastifyBaseLogger;
 }
-
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;

@@ -57,6 +57,16 @@ export const errors = {
   /** No or invalid credentials: 401 with the challenge that tells the client how to authenticate. */
   unauthorized: (challenge: string, detail?: unknown) =>
     new ApiError('UNAUTHORIZED', detail, { headers: { 'www-authenticate': challenge } }),
+  /**
+   * The storage root is full (storage-error-map.ts). No code of the spec's fits, so it is
+   * UNSUPPORTED, as for the other refusals outside the API; the status (507) is what clients
+   * act on: a 5xx they retry later. `reason` is ENOSPC, EDQUOT or 'index commit failed'.
+   */
+  storageFull: (reason: string) =>
+    new ApiError('UNSUPPORTED', { reason, retry: 'after space is freed on the registry\'s storage' }, {
+      status: 507,
+      message: 'insufficient storage: the registry cannot write to its storage',
+    }),
   /** Authenticated, but the policy does not allow the action. */
   denied: (detail?: unknown) => new ApiError('DENIED', detail),
 };

@@ -37,8 +37,19 @@ export interface BlobStore {
 
   createUpload(repo: string, id: string, startedAt: Date, algorithm: DigestAlgorithm): Promise<void>;
   openUploadData(repo: string, id: string): Promise<UploadDataWriter>;
-  /** Persists the hash state for `offset` durably and drops the older states. */
-  writeHashState(repo: string, id: string, algorithm: DigestAlgorithm, offset: number, state: Uint8Array): Promise<void>;
+  /**
+   * Persists the hash state for `offset` durably and drops the older states. With
+   * `dataDurable`, the state is prepared meanwhile but takes effect only once that resolves
+   * (the upload's data up to `offset` synced), and not at all if it rejects.
+   */
+  writeHashState(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    offset: number,
+    state: Uint8Array,
+    dataDurable?: Promise<void>,
+  ): Promise<void>;
   /**
    * Finds the last offset whose data and hash state are both durable (validating each state
    * with `isValidState`), cuts the data file back to it and drops every other state. Reads
@@ -59,4 +70,6 @@ export interface BlobStore {
    */
   commitUpload(repo: string, id: string, digest: string): Promise<void>;
   removeUpload(repo: string, id: string): Promise<void>;
+  /** When the upload last received bytes (milliseconds); undefined if its data is gone. GC purges idle ones. */
+  uploadActivity(repo: string, id: string): Promise<number | undefined>;
 }

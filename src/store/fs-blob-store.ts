@@ -1,13 +1,14 @@
 // The blob store on a local filesystem, in Distribution's layout (see paths.ts).
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { DigestAlgorithm } from '../oci/digest.js';
+import { isDigestAlgorithm, type DigestAlgorithm } from '../oci/digest.js';
+import { isRepositoryName } from '../oci/names.js';
 import type { BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from './blob-store.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
-import { StoragePaths } from './paths.js';
+import { isUploadId, StoragePaths } from './paths.js';
 
 /** Large reads keep syscalls per gigabyte low when streaming blobs to clients. */
 const READ_CHUNK = 1024 * 1024;
@@ -34,8 +35,7 @@ export class FsBlobStore implements BlobStore {
   async writeBlob(digest: string, data: Buffer): Promise<void> {
     const target = this.paths.blobData(digest);
     if ((await sizeOf(target)) === data.length) return;
-    await mkdirDurable(path.dirname(target));
-    await writeFileAtomic(target, data);
+    await inBlobDirectory(target, () => writeFileAtomic(target, data));
   }
 
   blobSize(digest: string): Promise<number | undefined> {
@@ -71,12 +71,14 @@ export class FsBlobStore implements BlobStore {
     algorithm: DigestAlgorithm,
     offset: number,
     state: Uint8Array,
+    dataDurable?: Promise<void>,
   ): Promise<void> {
     const dir = this.paths.hashStatesDir(repo, id, algorithm);
     await mkdirDurable(dir);
     // Temp file, fsync, rename: a state under its final name is always whole and durable, so
-    // a crash (or a failed write) mid-way leaves only a temp name that recovery ignores.
-    await writeFileAtomic(this.paths.hashState(repo, id, algorithm, offset), state);
+    // a crash (or a failed write) mid-way leaves only a temp name that recovery ignores. The
+    // rename waits for the data sync, which runs meanwhile: never a state ahead of its data.
+    await writeFileAtomic(this.paths.hashState(repo, id, algorithm, offset), state, dataDurable);
     // Older states are only needed until the new one is durable, which it now is.
     for (const name of await readdir(dir)) {
       if (name !== String(offset)) await removeEntry(path.join(dir, name));
@@ -139,25 +141,141 @@ export class FsBlobStore implements BlobStore {
     // Already there: another upload of the same content, or a retry of this commit whose
     // index transaction failed after the data had been placed. Content is addressed by digest.
     if (targetSize !== undefined && (targetSize === sourceSize || sourceSize === undefined)) return;
-    await mkdirDurable(path.dirname(target));
     // A hard link rather than a rename: until the index commits, the upload keeps its data,
     // so a crash (or an index failure) between the two leaves a session that still resumes
     // at its offset instead of one whose bytes have vanished. link() never replaces a blob
     // that a concurrent commit of the same content placed first.
     try {
-      await link(source, target);
+      await inBlobDirectory(target, async () => {
+        await link(source, target);
+        await fsyncPath(path.dirname(target));
+      });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' && (await sizeOf(target)) === sourceSize) return;
       // A torn blob of the wrong size is replaced; a filesystem without hard links gets a rename.
       if (code !== 'EEXIST' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
       await rename(source, target);
+      await fsyncPath(path.dirname(target));
     }
-    await fsyncPath(path.dirname(target));
   }
 
   async removeUpload(repo: string, id: string): Promise<void> {
     await rm(this.paths.uploadDir(repo, id), { recursive: true, force: true });
+  }
+
+  // ---- garbage collection (gc/collector.ts) ----
+
+  /** Whether the blob's file is there with `size` bytes. Synchronous: LmdbIndex calls it inside a write transaction. */
+  blobFilePresentSync(digest: string, size: number): boolean {
+    try {
+      return statSync(this.paths.blobData(digest)).size === size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Deletes a blob's file and its directory; the bytes it held (undefined if it was gone).
+   * Synchronous: it runs inside the index transaction that checked no record names it.
+   */
+  removeBlobFileSync(digest: string): number | undefined {
+    const file = this.paths.blobData(digest);
+    let size: number | undefined;
+    try {
+      size = statSync(file).size;
+      unlinkSync(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      size = undefined;
+    }
+    try {
+      // Only if empty: a writer's temp file in it keeps it (and writers recreate it if it went).
+      rmdirSync(path.dirname(file));
+    } catch {
+      // Not empty or already gone.
+    }
+    return size;
+  }
+
+  /** Every blob file under the blob tree, with its size and modification time. */
+  async *blobFiles(): AsyncGenerator<{ digest: string; size: number; mtimeMs: number }> {
+    for (const algorithm of await listDir(this.paths.blobsDir())) {
+      if (!isDigestAlgorithm(algorithm)) continue;
+      const algorithmDir = path.join(this.paths.blobsDir(), algorithm);
+      for (const prefix of await listDir(algorithmDir)) {
+        for (const hex of await listDir(path.join(algorithmDir, prefix))) {
+          const digest = `${algorithm}:${hex}`;
+          let file: string;
+          try {
+            file = this.paths.blobData(digest);
+          } catch {
+            continue; // not a digest: fsck's business
+          }
+          if (path.basename(path.dirname(path.dirname(file))) !== prefix) continue;
+          const info = await stat(file).catch(() => undefined);
+          if (info?.isFile()) yield { digest, size: info.size, mtimeMs: info.mtimeMs };
+        }
+      }
+    }
+  }
+
+  /** When the upload last received bytes (its data file's mtime); undefined if its data is gone. */
+  async uploadActivity(repo: string, id: string): Promise<number | undefined> {
+    const info = await stat(this.paths.uploadData(repo, id)).catch(() => undefined);
+    return info?.mtimeMs;
+  }
+
+  /**
+   * Every upload directory (`<repo>/_uploads/<id>`) with the latest mtime of the directory and
+   * its data file. Other `_` directories (Distribution's link files) are not entered.
+   */
+  async *uploadDirectories(): AsyncGenerator<{ repo: string; id: string; mtimeMs: number }> {
+    const walk = async function* (self: FsBlobStore, dir: string, names: string[]): AsyncGenerator<{ repo: string; id: string; mtimeMs: number }> {
+      for (const entry of await listDir(dir)) {
+        if (entry === '_uploads') {
+          const repo = names.join('/');
+          if (!isRepositoryName(repo)) continue;
+          for (const id of await listDir(path.join(dir, entry))) {
+            if (!isUploadId(id)) continue;
+            const times = await Promise.all(
+              [self.paths.uploadDir(repo, id), self.paths.uploadData(repo, id)].map((p) => stat(p).then((i) => i.mtimeMs, () => 0)),
+            );
+            yield { repo, id, mtimeMs: Math.max(...times) };
+          }
+        } else if (!entry.startsWith('_')) {
+          yield* walk(self, path.join(dir, entry), [...names, entry]);
+        }
+      }
+    };
+    yield* walk(this, this.paths.repositoriesDir(), []);
+  }
+}
+
+/** Directory entries, or none if the directory does not exist (or is not one). */
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw error;
+  }
+}
+
+/**
+ * Creates the blob's directory and runs `place` in it. GC removes a blob directory with its
+ * last file, possibly between the mkdir and `place`: ENOENT then means "make it again".
+ */
+async function inBlobDirectory<T>(target: string, place: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    await mkdirDurable(path.dirname(target));
+    try {
+      return await place();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw error;
+    }
   }
 }
 

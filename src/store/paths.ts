@@ -10,13 +10,16 @@
 //   <root>/stowage/index.lmdb, index.lmdb-lock                       the index (ours; Distribution has none)
 //   <root>/stowage/token-key.pem                                     token signing key, when auth.token.key is unset
 //   <root>/stowage/.ready-probe-<pid>-<n>                            written and removed by the readiness probe
+//   <root>/stowage/server.pid                                        pid of the server using the root (fsck --repair checks it)
+//   <root>/stowage/quarantine/<alg>-<hex>.<time>                     blobs fsck --repair found corrupt, kept for inspection
 //
 // Repository links, manifests, tags and referrers live in the index, not in link files.
+// Distribution's link files (_layers, _manifests) are read once, by adoption: see below.
 // Every input is validated again here, so no caller can build a path outside the root.
 
 import path from 'node:path';
 import { parseDigest, isDigestAlgorithm, type Digest, type DigestAlgorithm } from '../oci/digest.js';
-import { isRepositoryName } from '../oci/names.js';
+import { isRepositoryName, isTag } from '../oci/names.js';
 
 const UPLOAD_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -44,6 +47,30 @@ export class StoragePaths {
   readinessProbe(token: number): string {
     if (!Number.isSafeInteger(token) || token < 0) throw new Error(`invalid probe token: ${token}`);
     return path.join(path.resolve(this.root), 'stowage', `.ready-probe-${process.pid}-${token}`);
+  }
+
+  /**
+   * The pid of the server serving this root, written at start and removed at a clean stop;
+   * a stale one (the server was killed) names a process that is gone. `fsck --repair`
+   * refuses to run while it names a live process.
+   */
+  serverPidFile(): string {
+    return path.join(path.resolve(this.root), 'stowage', 'server.pid');
+  }
+
+  /**
+   * Where `fsck --repair` moves blobs whose content does not match their digest: out of the
+   * blob tree, so they are never served again, but kept, since they may be all that is left.
+   */
+  quarantineDir(): string {
+    return path.join(path.resolve(this.root), 'stowage', 'quarantine');
+  }
+
+  /** One quarantined blob; `stamp` (milliseconds) keeps repeated quarantines of a digest apart. */
+  quarantinedBlob(digest: string, stamp: number): string {
+    const d = requireDigest(digest);
+    if (!Number.isSafeInteger(stamp) || stamp < 0) throw new Error(`invalid stamp: ${stamp}`);
+    return path.join(this.quarantineDir(), `${d.algorithm}-${d.hex}.${stamp}`);
   }
 
   blobsDir(): string {
@@ -89,6 +116,63 @@ export class StoragePaths {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`invalid offset: ${offset}`);
     return path.join(this.hashStatesDir(repo, id, algorithm), String(offset));
   }
+
+  /** The hashstates directory of an upload, whose entries name the algorithms it hashed with. */
+  hashStatesRoot(repo: string, id: string): string {
+    return path.join(this.uploadDir(repo, id), 'hashstates');
+  }
+
+  // ---- Distribution's link files, which only adoption reads (store/adopt.ts); never written ----
+  //
+  //   repositories/<name>/                                                  nests: a/b/c is a/b/c/
+  //   repositories/<name>/_layers/<alg>/<hex>/link                          blob linked into the repository
+  //   repositories/<name>/_manifests/revisions/<alg>/<hex>/link             manifest of the repository
+  //   repositories/<name>/_manifests/tags/<tag>/current/link                manifest the tag points at
+  //   repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link      manifests it pointed at before (unused)
+  //
+  // A link file holds a digest as text (no newline). Distribution deletes a link by removing
+  // the file and leaves its directory, and deletes a tag by removing its whole directory.
+
+  /** A repository's directory; a directory holding _layers, _manifests or _uploads is a repository. */
+  repositoryDir(repo: string): string {
+    return path.join(this.base, 'repositories', ...requireName(repo).split('/'));
+  }
+
+  /** `_layers`, or with `algorithm` its `_layers/<alg>` directory, whose entries are hex digests. */
+  layerLinksDir(repo: string, algorithm?: DigestAlgorithm): string {
+    return algorithmDir(path.join(this.repositoryDir(repo), '_layers'), algorithm);
+  }
+
+  layerLink(repo: string, digest: string): string {
+    const d = requireDigest(digest);
+    return path.join(this.layerLinksDir(repo, d.algorithm), d.hex, 'link');
+  }
+
+  /** `_manifests/revisions`, or with `algorithm` its `<alg>` directory. */
+  revisionLinksDir(repo: string, algorithm?: DigestAlgorithm): string {
+    return algorithmDir(path.join(this.repositoryDir(repo), '_manifests', 'revisions'), algorithm);
+  }
+
+  revisionLink(repo: string, digest: string): string {
+    const d = requireDigest(digest);
+    return path.join(this.revisionLinksDir(repo, d.algorithm), d.hex, 'link');
+  }
+
+  /** `_manifests/tags`, whose entries are tag names. */
+  tagLinksDir(repo: string): string {
+    return path.join(this.repositoryDir(repo), '_manifests', 'tags');
+  }
+
+  tagCurrentLink(repo: string, tag: string): string {
+    if (!isTag(tag)) throw new Error(`invalid tag: ${JSON.stringify(tag)}`);
+    return path.join(this.tagLinksDir(repo), tag, 'current', 'link');
+  }
+}
+
+function algorithmDir(dir: string, algorithm: DigestAlgorithm | undefined): string {
+  if (algorithm === undefined) return dir;
+  if (!isDigestAlgorithm(algorithm)) throw new Error(`invalid digest algorithm: ${JSON.stringify(algorithm)}`);
+  return path.join(dir, algorithm);
 }
 
 function requireDigest(digest: string): Digest {

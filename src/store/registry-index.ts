@@ -72,6 +72,12 @@ export interface RegistryIndex {
   getLinkedBlob(repo: string, digest: string): BlobRecord | undefined;
   /** Records the blob (if new) and links it into `repo`. */
   linkBlob(repo: string, digest: string, size: number): Promise<void>;
+  /**
+   * A cross-repository mount: links a blob that has a record (and, with `from`, is linked
+   * there) into `repo`, checking both inside the transaction, so a blob GC removed a moment
+   * ago is never linked again. Undefined (nothing written) when it is not there.
+   */
+  mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined>;
   /** Removes the repository's link; false if there was none. The blob record stays for GC to decide. */
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
   /** A finished upload: records and links the blob and ends the session, in one transaction. */
@@ -120,4 +126,139 @@ export interface RegistryIndex {
   referencesTo(digest: string): Reference[];
 
   close(): Promise<void>;
+}
+
+// ---- fsck: a raw, read-only view of every table, and surgical repairs (store/fsck.ts) ----
+
+/** The tables fsck reads and repairs, named as in lmdb-index.ts. */
+export type IndexTable = 'repos' | 'blobs' | 'links' | 'manifests' | 'tags' | 'tagsOf' | 'referrers' | 'refs' | 'uploads';
+
+/** One entry of one table: `key` is the table's key (a string or an array), `value` its value. */
+export interface IndexEntry {
+  table: IndexTable;
+  key: string | string[];
+  value: unknown;
+}
+
+export type IndexRepair =
+  | { op: 'remove'; table: IndexTable; key: string | string[] }
+  | { op: 'put'; table: IndexTable; key: string | string[]; value: unknown };
+
+/**
+ * Implemented by indexes fsck can audit. Kept apart from RegistryIndex: it knows the
+ * tables, which nothing else outside the index may, and its only caller is fsck.
+ */
+export interface AuditableIndex {
+  /**
+   * Calls `visit` with every entry of `tables`, all read from one snapshot (one read
+   * transaction), so a server writing at the same time never shows fsck half a change.
+   */
+  auditEntries(tables: readonly IndexTable[], visit: (entry: IndexEntry) => void): void;
+  /** Applies the repairs in one write transaction (synced before it resolves). */
+  applyRepairs(repairs: readonly IndexRepair[]): Promise<void>;
+}
+
+// ---- adoption of a Distribution storage root (store/adopt.ts) ----
+
+/** One or more repositories of a Distribution root, as adoption read them from the link files. */
+export interface AdoptionBatch {
+  repo: string;
+  /** Blobs Distribution links into the repository (`_layers`), with their sizes from the blob store. */
+  links: { digest: string; size: number }[];
+  /**
+   * Blobs the repository's manifests reference that Distribution does not link there but whose
+   * content is in the blob store: recorded as present, not linked (Distribution would not
+   * serve them from this repository either).
+   */
+  unlinkedBlobs: { digest: string; size: number }[];
+  /** The repository's manifests, children before the indexes that list them. */
+  manifests: ManifestRecord[];
+  tags: { tag: string; digest: string }[];
+  uploads: UploadSession[];
+}
+
+export interface AdoptionRecord {
+  /** Milliseconds since the epoch at which the last complete adoption ended. */
+  completedAt: number;
+  repositories: number;
+  manifests: number;
+}
+
+/**
+ * Implemented by indexes a Distribution root can be adopted into. Kept apart from
+ * RegistryIndex: its only caller is adoption, and it writes what putManifest would refuse.
+ */
+export interface AdoptableIndex {
+  /**
+   * Records the batches in one write transaction. Unlike putManifest and commitImport it does
+   * not require a manifest's references to be linked: Distribution keeps serving a manifest
+   * after a blob of it was unlinked (or, in a pull-through cache, before its blobs were
+   * fetched), and adoption keeps what Distribution served. Additive and idempotent: nothing
+   * is removed, a manifest or upload already recorded is kept as it is, tags are pointed at
+   * the batch's digests.
+   */
+  adoptRepositories(batches: readonly AdoptionBatch[]): Promise<void>;
+  /** The last complete adoption, if any; `serve --adopt` adopts only when there is none. */
+  getAdoption(): AdoptionRecord | undefined;
+  recordAdoption(record: AdoptionRecord): Promise<void>;
+}
+
+// ---- garbage collection (gc/collector.ts) ----
+//
+// Blob records and links carry `touchedAt` (milliseconds: when the content was last placed
+// or the link last made); records from before GC existed have none and count as old. GC
+// decides from the reverse references (`refs`) alone: never by reading manifests.
+
+/**
+ * Thrown (before anything is written) by a transaction that would record content whose
+ * file is gone: GC removed the blob between the caller placing the file and the commit.
+ * The caller places the file again and retries; see LmdbIndex's `contentPresent` option.
+ */
+export class ContentMissingError extends Error {
+  constructor(readonly digest: string) {
+    super(`content of ${digest} vanished before it was recorded (collected as garbage); place it again`);
+  }
+}
+
+/** How CollectableIndex.unreferencedBlobs' `droppedLinks` names a link. */
+export function linkId(repo: string, digest: string): string {
+  return `${repo}@${digest}`;
+}
+
+/** A blob record with nothing referencing it: no link, no manifest listing it, not a manifest. */
+export interface UnreferencedBlob {
+  digest: string;
+  size: number;
+}
+
+/** Implemented by indexes GC can collect; every method re-checks its decision inside one write transaction. */
+export interface CollectableIndex {
+  /** Links older than `before` that no manifest of their repository lists (a snapshot; re-checked by dropLinks). */
+  unusedLinks(before: number): [repo: string, digest: string][];
+  /** Drops those of `links` that are still unused and older than `before`; returns the ones dropped. */
+  dropUnusedLinks(links: readonly [string, string][], before: number): Promise<[string, string][]>;
+  /**
+   * Blob records older than `before` that nothing references (a snapshot). A dry run passes
+   * the links it would drop (`<repo>@<digest>`) to see the blobs that would go with them.
+   */
+  unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): UnreferencedBlob[];
+  /** Removes the records of `digests` still unreferenced and older than `before`; returns the ones removed. */
+  removeUnreferencedBlobs(digests: readonly string[], before: number): Promise<UnreferencedBlob[]>;
+  /**
+   * Inside one write transaction, calls `remove` (which must be synchronous) for each digest
+   * that has no blob record: a writer recording the blob either commits before (and the file
+   * stays) or after (and finds it gone, so places it again).
+   */
+  removeContentOfUnrecorded(digests: readonly string[], remove: (digest: string) => number): Promise<number>;
+  /** Whether a blob record exists (the orphan-file sweep's cheap first look). */
+  hasBlobRecord(digest: string): boolean;
+  /**
+   * Manifests older than `before` with no tag, not listed by another manifest of their
+   * repository, and whose subject (if any) is not a manifest of their repository (a snapshot).
+   */
+  untaggedManifests(before: number): [repo: string, digest: string][];
+  /** Removes those of `manifests` that still qualify, as deleteManifest would; returns the ones removed. */
+  removeUntaggedManifests(manifests: readonly [string, string][], before: number): Promise<[string, string][]>;
+  /** For dry runs: who references `digest`, as referencesTo, plus the manifest records of a repository. */
+  referencesTo(digest: string): Reference[];
 }

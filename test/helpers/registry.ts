@@ -22,12 +22,14 @@ export interface TestRegistryOptions {
   root?: string;
   /** Keep the root when closing. */
   keepRoot?: boolean;
+  /** Stowage only: limits over the defaults (src/server/limits.ts), e.g. short timeouts. */
+  limits?: Partial<import('../../src/server/limits.js').Limits>;
 }
 
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await mkdtemp(path.join(os.tmpdir(), 'stowage-test-')));
   const running =
-    process.env.STOWAGE_TEST_TARGET === 'distribution' ? await startDistribution(root) : await startStowage(root);
+    process.env.STOWAGE_TEST_TARGET === 'distribution' ? await startDistribution(root) : await startStowage(root, options.limits);
   const host = new URL(running.url).host;
   return {
     url: running.url,
@@ -40,9 +42,9 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   };
 }
 
-async function startStowage(root: string): Promise<{ url: string; close(): Promise<void> }> {
+async function startStowage(root: string, limits?: TestRegistryOptions['limits']): Promise<{ url: string; close(): Promise<void> }> {
   const { startRegistry } = await import('../../src/registry.js');
-  const registry = await startRegistry({ root, host: '127.0.0.1', port: 0, logLevel: 'warn' });
+  const registry = await startRegistry({ root, host: '127.0.0.1', port: 0, logLevel: 'warn', limits });
   return { url: registry.url, close: () => registry.close() };
 }
 
@@ -57,7 +59,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function startDistribution(root: string): Promise<{ url: string; close(): Promise<void> }> {
+/** CNCF Distribution (Debian docker-registry) over `root` on a free port; adoption tests fill roots with it. */
+export async function startDistribution(root: string): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();
   const config = path.join(root, 'distribution.yml');
   await writeFile(

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../src/config/config.js';
+import { DEFAULT_LIMITS, DEFAULTS } from '../../src/config/config.js';
 import { leaves, loadConfig, resolveConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/schema.js';
 
@@ -77,10 +77,35 @@ describe('configuration layers', () => {
     );
   });
 
-  it('keeps the limits and gc sections open for the settings other work defines', () => {
-    const config = resolveConfig({ file: file({ limits: { maxManifestBytes: 1024 }, gc: { interval: '1h' } }) });
-    expect(config.limits).toEqual({ maxManifestBytes: 1024 });
-    expect(config.gc).toEqual({ interval: '1h' });
+  it('reads gc settings in seconds from the file, the environment and their defaults', () => {
+    expect(resolveConfig({}).gc).toEqual({ interval: 3600, grace: 3600, uploadsStaleAfter: 86_400 });
+    const config = resolveConfig({
+      file: file({ gc: { interval: 0, untaggedManifestAge: 7 * 86_400 } }),
+      env: { STOWAGE_GC_GRACE: '600', STOWAGE_GC_UPLOADS_STALE_AFTER: '7200' },
+    });
+    expect(config.gc).toEqual({ interval: 0, grace: 600, uploadsStaleAfter: 7200, untaggedManifestAge: 7 * 86_400 });
+  });
+
+  it('refuses bad gc settings naming the key', () => {
+    expect(() => resolveConfig({ file: file({ gc: { interval: '1h' } }) })).toThrow(/gc\.interval: expected an integer/);
+    expect(() => resolveConfig({ file: file({ gc: { grace: -1 } }) })).toThrow(/gc\.grace: must be at least 0/);
+    expect(() => resolveConfig({ file: file({ gc: { every: 5 } }) })).toThrow(/gc\.every: unknown key/);
+    expect(() => resolveConfig({ env: { STOWAGE_GC_UPLOADS_STALE_AFTER: 'soon' } })).toThrow(/gc\.uploadsStaleAfter.*STOWAGE_GC_UPLOADS_STALE_AFTER/);
+  });
+
+  it('reads limits from the file, the environment and flags over their defaults', () => {
+    const config = resolveConfig({
+      file: file({ limits: { maxManifestBytes: 8 * 1024 * 1024, idleTimeout: 30 } }),
+      env: { STOWAGE_LIMITS_MAX_UPLOADS: '20' },
+      flags: { 'limits.headersTimeout': { value: '5', flag: '--headers-timeout' } },
+    });
+    expect(config.limits).toEqual({ ...DEFAULT_LIMITS, maxManifestBytes: 8 * 1024 * 1024, idleTimeout: 30, maxUploads: 20, headersTimeout: 5 });
+  });
+
+  it('refuses limits out of range, naming the key', () => {
+    expect(() => resolveConfig({ file: file({ limits: { maxManifestBytes: 1024 } }) })).toThrow(/limits\.maxManifestBytes: must be at least 4194304/);
+    expect(() => resolveConfig({ env: { STOWAGE_LIMITS_IDLE_TIMEOUT: '0' } })).toThrow(/limits\.idleTimeout: must be at least 1.*STOWAGE_LIMITS_IDLE_TIMEOUT/);
+    expect(() => resolveConfig({ file: file({ limits: { maxUplods: 3 } }) })).toThrow(/limits\.maxUplods: unknown key/);
   });
 
   it('parses access rules and groups', () => {

@@ -21,7 +21,7 @@ import { planOciLayout } from './oci-layout.js';
 import type { Target } from './references.js';
 import { parseDigest, type Digest } from '../../oci/digest.js';
 import type { BlobStore } from '../../store/blob-store.js';
-import type { RegistryIndex } from '../../store/registry-index.js';
+import { ContentMissingError, type PutManifestResult, type RegistryIndex } from '../../store/registry-index.js';
 import { UploadError } from '../upload-errors.js';
 import type { UploadService } from '../upload-service.js';
 
@@ -98,8 +98,7 @@ export async function importArchive(
   }
 
   for (const repository of plan.repositories) await options.authorize?.(repository);
-  for (const [digest, bytes] of plan.generated) await deps.blobs.writeBlob(digest, bytes);
-  const committed = await deps.index.commitImport(plan.batches());
+  const committed = await commitWithRetry(deps, plan);
   if (!committed.ok) {
     // Only possible if content vanished while the import ran (say, collected as garbage).
     throw new ImportError('missing', 'content of the archive disappeared before it could be linked; import again', {
@@ -108,6 +107,24 @@ export async function importArchive(
     });
   }
   return { format, repositories: plan.repositories, images: plan.images, blobs: contents.blobCount, bytes: contents.contentBytes };
+}
+
+/**
+ * Writes the manifests the plan generated and commits. GC may remove a manifest's bytes
+ * between the two if the same manifest was garbage a moment ago: the index then refuses
+ * before writing anything (ContentMissingError), and they are written again. Content that
+ * vanished for good (an uploaded layer collected with gc.grace 0) fails the import cleanly.
+ */
+async function commitWithRetry(deps: ImportDeps, plan: ImportPlan): Promise<PutManifestResult> {
+  for (let attempt = 1; ; attempt++) {
+    for (const [digest, bytes] of plan.generated) await deps.blobs.writeBlob(digest, bytes);
+    try {
+      return await deps.index.commitImport(plan.batches());
+    } catch (error) {
+      if (!(error instanceof ContentMissingError)) throw error;
+      if (attempt >= 5) return { ok: false, missingBlobs: [error.digest], missingManifests: [] };
+    }
+  }
 }
 
 /** Deals with one entry as it streams past. */

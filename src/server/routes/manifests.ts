@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
-import type { ManifestRecord } from '../../store/registry-index.js';
+import { ContentMissingError, type ManifestRecord, type PutManifestResult } from '../../store/registry-index.js';
 import { readBodyLimited } from '../body.js';
-import { MAX_MANIFEST_BYTES, type RegistryContext } from '../context.js';
+import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
 import { mediaTypeOf, parseAccept } from '../headers.js';
 import type { ManifestReference } from '../route-match.js';
@@ -42,7 +42,7 @@ export async function putManifest(
   name: string,
   reference: ManifestReference,
 ): Promise<void> {
-  const body = await readBodyLimited(request.raw, MAX_MANIFEST_BYTES);
+  const body = await readBodyLimited(request.raw, ctx.limits.maxManifestBytes, ctx.limits.requestTimeout * 1000);
   const algorithm = reference.digest?.algorithm ?? 'sha256';
   const digest = `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
   if (reference.digest && reference.digest.value !== digest) {
@@ -71,8 +71,7 @@ export async function putManifest(
     parsed.blobs.filter((d) => !ctx.index.getLinkedBlob(name, d)),
     parsed.manifests.filter((d) => !ctx.index.getManifest(name, d)),
   );
-  await ctx.blobs.writeBlob(digest, body);
-  const result = await ctx.index.putManifest(name, record, reference.tag);
+  const result = await storeManifest(ctx, name, record, body, reference.tag);
   if (!result.ok) refuseMissing(result.missingBlobs, result.missingManifests);
   reply.code(201).headers({
     location: `/v2/${name}/manifests/${digest}`,
@@ -123,4 +122,26 @@ function referenceText(reference: ManifestReference): string {
 function refuseMissing(blobs: string[], manifests: string[]): void {
   if (blobs.length === 0 && manifests.length === 0) return;
   throw new ApiError('MANIFEST_BLOB_UNKNOWN', { blobs, manifests });
+}
+
+/**
+ * Writes the manifest's bytes, then records it. GC may remove the bytes in between (the
+ * same manifest, deleted earlier, was garbage): the index then refuses before writing
+ * anything (ContentMissingError) and the bytes are written again.
+ */
+async function storeManifest(
+  ctx: RegistryContext,
+  name: string,
+  record: ManifestRecord,
+  body: Buffer,
+  tag: string | undefined,
+): Promise<PutManifestResult> {
+  for (let attempt = 1; ; attempt++) {
+    await ctx.blobs.writeBlob(record.digest, body);
+    try {
+      return await ctx.index.putManifest(name, record, tag);
+    } catch (error) {
+      if (!(error instanceof ContentMissingError) || attempt >= 5) throw error;
+    }
+  }
 }

@@ -21,11 +21,9 @@ export async function startUpload(
     const digest = requireDigest(mount);
     const from = single(query.from);
     if (from !== undefined && !isRepositoryName(from)) throw errors.nameInvalid(from);
-    const source = from !== undefined ? ctx.index.getLinkedBlob(from, digest.value) : ctx.index.getBlob(digest.value);
-    if (source) {
-      await ctx.index.linkBlob(name, digest.value, source.size);
-      return created(reply, name, digest.value);
-    }
+    // Checked and linked in one transaction: a blob GC is removing is not mounted, and the
+    // client gets an upload session instead, as for any blob the registry does not have.
+    if (await ctx.index.mountBlob(name, digest.value, from)) return created(reply, name, digest.value);
   }
   const digestParam = single(query.digest);
   if (digestParam !== undefined) {

@@ -1,0 +1,205 @@
+// Online garbage collection: one run, beside live pushes, with no read-only window.
+//
+// The rules (README, "Garbage collection"):
+//   1. With gc.untaggedManifestAge set, a manifest is removed when it has no tag, no other
+//      manifest of its repository lists it (a child of an index), it is not attached to a
+//      subject its repository holds (a signature, an SBOM), and it was neither made nor
+//      pushed again for that long. Removing one can free others (its children, its
+//      referrers), so this step repeats until nothing more goes.
+//   2. A repository link that no manifest of the repository lists is dropped once it is
+//      older than the grace period (gc.grace): a layer pushed for a manifest that has not
+//      arrived yet keeps its link, and so its blob, for that long.
+//   3. A blob record nothing references (no link, no manifest lists it, no repository
+//      holds it as a manifest) and older than the grace is removed, then its file.
+//   4. A blob file no record names, older than the grace and ORPHAN_MIN_AGE_MS (what a crash
+//      between a file and its record leaves), is removed.
+//   5. An upload session that received no bytes for gc.uploadsStaleAfter is ended and its
+//      files removed; so is an upload directory no session names, that old.
+//
+// Every decision is taken twice: on a snapshot to find candidates cheaply, then again inside
+// the write transaction that acts on it (CollectableIndex). A file is removed only inside a
+// later transaction that sees no record for it; a writer that records a blob checks inside
+// its own transaction that the file is there (LmdbIndex's contentPresent), so whichever
+// commits first wins and the index never names a file that is gone.
+
+import type { CollectableIndex, RegistryIndex } from '../store/registry-index.js';
+import { linkId } from '../store/registry-index.js';
+
+export interface GcSettings {
+  /** Unreferenced blobs and unused links younger than this are kept, in milliseconds. */
+  graceMs: number;
+  /** Upload sessions idle this long are purged, in milliseconds. */
+  uploadsStaleAfterMs: number;
+  /** Untagged manifests this old are removed, in milliseconds; undefined: never. */
+  untaggedManifestAgeMs?: number;
+}
+
+/**
+ * A blob file without a record is normally a commit in flight (file placed, transaction
+ * pending) and only garbage after a crash; it is left alone this long whatever the grace.
+ */
+export const ORPHAN_MIN_AGE_MS = 10 * 60 * 1000;
+
+/** Decisions per write transaction: each one is an fsync, and a long one holds up pushes. */
+const BATCH = 256;
+
+export interface GcReport {
+  dryRun: boolean;
+  /** ISO 8601. */
+  startedAt: string;
+  durationMs: number;
+  manifestsRemoved: number;
+  linksDropped: number;
+  blobsRemoved: number;
+  orphanFilesRemoved: number;
+  /** Bytes of blob files removed (or, in a dry run, that would be). */
+  bytesReclaimed: number;
+  uploadsPurged: number;
+  uploadDirsRemoved: number;
+}
+
+/** What GC needs of the blob store (FsBlobStore). */
+export interface CollectableBlobStore {
+  /** Bytes freed, undefined if the file was not there; synchronous (it runs inside a transaction). */
+  removeBlobFileSync(digest: string): number | undefined;
+  blobFiles(): AsyncIterable<{ digest: string; size: number; mtimeMs: number }>;
+  uploadDirectories(): AsyncIterable<{ repo: string; id: string; mtimeMs: number }>;
+  uploadActivity(repo: string, id: string): Promise<number | undefined>;
+  removeUpload(repo: string, id: string): Promise<void>;
+}
+
+/** Ends idle upload sessions (UploadService.expireIdle, which knows the sessions in use). */
+export interface UploadExpirer {
+  expireIdle(repo: string, id: string, idleSince: number): Promise<boolean>;
+}
+
+export interface GcDeps {
+  index: CollectableIndex & Pick<RegistryIndex, 'listUploads' | 'getUpload'>;
+  blobs: CollectableBlobStore;
+  uploads: UploadExpirer;
+  now?: () => number;
+}
+
+export async function collectGarbage(deps: GcDeps, settings: GcSettings, options: { dryRun?: boolean } = {}): Promise<GcReport> {
+  const now = (deps.now ?? Date.now)();
+  const dryRun = options.dryRun === true;
+  const report: GcReport = {
+    dryRun,
+    startedAt: new Date(now).toISOString(),
+    durationMs: 0,
+    manifestsRemoved: 0,
+    linksDropped: 0,
+    blobsRemoved: 0,
+    orphanFilesRemoved: 0,
+    bytesReclaimed: 0,
+    uploadsPurged: 0,
+    uploadDirsRemoved: 0,
+  };
+  const started = performance.now();
+  const graceCutoff = now - settings.graceMs;
+  if (settings.untaggedManifestAgeMs !== undefined) {
+    report.manifestsRemoved = await untaggedManifests(deps, now - settings.untaggedManifestAgeMs, dryRun);
+  }
+  const dropped = await unusedLinks(deps, graceCutoff, dryRun, report);
+  await unreferencedBlobs(deps, graceCutoff, dryRun ? dropped : undefined, report);
+  await orphanFiles(deps, Math.min(graceCutoff, now - ORPHAN_MIN_AGE_MS), dryRun, report);
+  await staleUploads(deps, now - settings.uploadsStaleAfterMs, dryRun, report);
+  report.durationMs = Math.round(performance.now() - started);
+  return report;
+}
+
+async function untaggedManifests(deps: GcDeps, before: number, dryRun: boolean): Promise<number> {
+  // A dry run counts the first round only: what later rounds free depends on the first.
+  if (dryRun) return deps.index.untaggedManifests(before).length;
+  let removed = 0;
+  for (let round = 0; round < 16; round++) {
+    let thisRound = 0;
+    for (const batch of batches(deps.index.untaggedManifests(before))) {
+      thisRound += (await deps.index.removeUntaggedManifests(batch, before)).length;
+    }
+    removed += thisRound;
+    if (thisRound === 0) break;
+  }
+  return removed;
+}
+
+async function unusedLinks(deps: GcDeps, before: number, dryRun: boolean, report: GcReport): Promise<Set<string>> {
+  const candidates = deps.index.unusedLinks(before);
+  if (dryRun) {
+    report.linksDropped = candidates.length;
+    return new Set(candidates.map(([repo, digest]) => linkId(repo, digest)));
+  }
+  for (const batch of batches(candidates)) report.linksDropped += (await deps.index.dropUnusedLinks(batch, before)).length;
+  return new Set();
+}
+
+async function unreferencedBlobs(deps: GcDeps, before: number, droppedLinks: Set<string> | undefined, report: GcReport): Promise<void> {
+  const candidates = deps.index.unreferencedBlobs(before, droppedLinks);
+  if (droppedLinks) {
+    report.blobsRemoved = candidates.length;
+    report.bytesReclaimed += candidates.reduce((sum, blob) => sum + blob.size, 0);
+    return;
+  }
+  for (const batch of batches(candidates.map((blob) => blob.digest))) {
+    // The records go first, in their own (synced) transaction; the files only after, in one
+    // that checks again that no record exists. A crash in between leaves an orphan file
+    // (step 4), never a record without its file.
+    const removed = await deps.index.removeUnreferencedBlobs(batch, before);
+    if (removed.length === 0) continue;
+    report.blobsRemoved += removed.length;
+    report.bytesReclaimed += await deps.index.removeContentOfUnrecorded(
+      removed.map((blob) => blob.digest),
+      (digest) => deps.blobs.removeBlobFileSync(digest) ?? 0,
+    );
+  }
+}
+
+async function orphanFiles(deps: GcDeps, before: number, dryRun: boolean, report: GcReport): Promise<void> {
+  let pending: string[] = [];
+  const flush = async () => {
+    const digests = pending;
+    pending = [];
+    let bytes = 0;
+    let files = 0;
+    await deps.index.removeContentOfUnrecorded(digests, (digest) => {
+      const freed = deps.blobs.removeBlobFileSync(digest);
+      if (freed === undefined) return 0;
+      bytes += freed;
+      files++;
+      return freed;
+    });
+    report.orphanFilesRemoved += files;
+    report.bytesReclaimed += bytes;
+  };
+  for await (const file of deps.blobs.blobFiles()) {
+    if (file.mtimeMs >= before || deps.index.hasBlobRecord(file.digest)) continue;
+    if (dryRun) {
+      report.orphanFilesRemoved++;
+      report.bytesReclaimed += file.size;
+      continue;
+    }
+    pending.push(file.digest);
+    if (pending.length >= BATCH) await flush();
+  }
+  if (pending.length > 0) await flush();
+}
+
+async function staleUploads(deps: GcDeps, idleSince: number, dryRun: boolean, report: GcReport): Promise<void> {
+  for (const session of deps.index.listUploads()) {
+    const activity = Math.max(session.startedAt, (await deps.blobs.uploadActivity(session.repo, session.id)) ?? 0);
+    if (activity >= idleSince) continue;
+    if (dryRun) report.uploadsPurged++;
+    else if (await deps.uploads.expireIdle(session.repo, session.id, idleSince)) report.uploadsPurged++;
+  }
+  // Directories no session names: left by a crash, or by a commit or cancel whose cleanup
+  // failed. A session being started has a fresh directory (its mtime protects it).
+  for await (const dir of deps.blobs.uploadDirectories()) {
+    if (dir.mtimeMs >= idleSince || deps.index.getUpload(dir.id) !== undefined) continue;
+    report.uploadDirsRemoved++;
+    if (!dryRun) await deps.blobs.removeUpload(dir.repo, dir.id);
+  }
+}
+
+function* batches<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
+}
