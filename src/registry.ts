@@ -130,10 +130,18 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
         plain?.server.closeAllConnections();
       }, options.shutdownGraceMs ?? 10_000);
       grace.unref();
+      // server.close() ends only the keep-alive connections idle at that moment; one whose
+      // response finishes a moment later would otherwise hold shutdown for the whole grace.
+      const sweep = setInterval(() => {
+        app.server.closeIdleConnections();
+        plain?.server.closeIdleConnections();
+      }, 100);
+      sweep.unref();
       try {
         await Promise.all([app.close(), plain?.close()]);
       } finally {
         clearTimeout(grace);
+        clearInterval(sweep);
         // Before the index closes: a run in progress finishes its transaction first.
         await gc.close();
         await pool.close();

@@ -51,6 +51,8 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
   let filled = 0;
   // The batch on its way to the disk and the hash, settled (never rejects) once both are done.
   let inFlight: Promise<void> | undefined;
+  // The last write started, settled: the next write starts after it.
+  let writing: Promise<unknown> = Promise.resolve();
   // A checkpoint running behind the body, settled the same way.
   let checkpointing: Promise<void> | undefined;
   let lastCheckpoint = options.from.offset;
@@ -71,7 +73,10 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
     const start = position;
     const end = (position += bytes.length);
     const previous = inFlight;
-    const written = data.write(bytes, start);
+    // One write at a time per file, in order: two writers of one file only contend for its
+    // lock in the kernel, and the hash of this batch still overlaps the previous write.
+    const written = writing.then(() => data.write(bytes, start));
+    writing = written.catch(() => undefined);
     hashed = hashed.then(({ state }) => pool.update(algorithm, state, [bytes])).then((state) => ({ offset: end, state }));
     // A failure surfaces through `failure`; the chain itself must not count as unhandled.
     hashed.catch(() => undefined);

@@ -119,9 +119,11 @@ export function buildApp(ctx: Omit<RegistryContext, 'log' | 'limits'>, options: 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: no promise per request for two headers.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     reply.header('x-request-id', request.id);
+    done();
   });
   installLimits(app, limits);
   const metrics = options.monitoring?.metrics;
@@ -133,7 +135,7 @@ export function buildApp(ctx: Omit<RegistryContext, 'log' | 'limits'>, options: 
     const url = request.raw.url ?? '/';
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
-    const endpoint = matchEndpoint(path);
+    const endpoint = matchEndpoint(path, request.method);
     request.routeKind = endpoint.kind;
     const handler = ENDPOINTS[endpoint.kind][request.method];
     if (!handler) throw errors.methodNotAllowed(request.method, path);

@@ -19,17 +19,20 @@ export type Endpoint =
 
 export type ManifestReference = { digest: Digest; tag?: undefined } | { tag: string; digest?: undefined };
 
-const SUFFIXES: { pattern: RegExp; build(name: string, arg: string): Endpoint }[] = [
+const SUFFIXES: { pattern: RegExp; build(name: string, arg: string, method: string | undefined): Endpoint }[] = [
   { pattern: /^(.+)\/tags\/list$/, build: (name) => ({ kind: 'tags', name }) },
   { pattern: /^(.+)\/blobs\/uploads\/?$/, build: (name) => ({ kind: 'uploads', name }) },
   { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, build: (name, id) => ({ kind: 'upload', name, id: uploadId(id) }) },
   { pattern: /^(.+)\/blobs\/([^/]+)$/, build: (name, d) => ({ kind: 'blob', name, digest: digest(d) }) },
-  { pattern: /^(.+)\/manifests\/([^/]+)$/, build: (name, ref) => ({ kind: 'manifest', name, reference: reference(ref) }) },
+  { pattern: /^(.+)\/manifests\/([^/]+)$/, build: (name, ref, method) => ({ kind: 'manifest', name, reference: reference(ref, method) }) },
   { pattern: /^(.+)\/referrers\/([^/]+)$/, build: (name, d) => ({ kind: 'referrers', name, digest: digest(d) }) },
 ];
 
-/** `path` is the URL path without the query string, still percent-encoded. */
-export function matchEndpoint(path: string): Endpoint {
+/**
+ * `path` is the URL path without the query string, still percent-encoded. `method`, when
+ * given, lets a read of a manifest reference that cannot exist answer 404 (see reference()).
+ */
+export function matchEndpoint(path: string, method?: string): Endpoint {
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);
@@ -45,7 +48,7 @@ export function matchEndpoint(path: string): Endpoint {
     if (!match) continue;
     const name = match[1];
     if (!isRepositoryName(name)) throw errors.nameInvalid(name);
-    return build(name, match[2]);
+    return build(name, match[2], method);
   }
   throw errors.notFound(path);
 }
@@ -56,7 +59,14 @@ function digest(input: string): Digest {
   return parsed;
 }
 
-function reference(input: string): ManifestReference {
+function reference(input: string, method: string | undefined): ManifestReference {
+  // No manifest can be stored under a malformed tag or digest, so a read of one is simply
+  // not found (the spec's 404, which the OCI conformance suite requires for
+  // GET/HEAD /manifests/.INVALID_MANIFEST_NAME); writes and deletes keep the 400.
+  if (method === 'GET' || method === 'HEAD') {
+    const wellFormed = input.includes(':') ? parseDigest(input) !== undefined : isTag(input);
+    if (!wellFormed) throw errors.manifestUnknown(input);
+  }
   if (input.includes(':')) return { digest: digest(input) };
   if (!isTag(input)) throw new ApiError('MANIFEST_INVALID', { tag: input, reason: 'invalid tag' });
   return { tag: input };

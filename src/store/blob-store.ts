@@ -28,8 +28,17 @@ export interface RecoveredUpload {
   state: Uint8Array | undefined;
 }
 
+/** A stored blob open for reading at explicit positions (served without a stream per request). */
+export interface BlobReader {
+  /** Reads into `buffer` from `position`; the byte count (0 at the end). */
+  read(buffer: Buffer, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 export interface BlobStore {
   openBlob(digest: string, range?: ByteRange): Readable;
+  /** Opens a blob for positioned reads; rejects (ENOENT) if its bytes are gone. */
+  openBlobReader(digest: string): Promise<BlobReader>;
   readBlob(digest: string): Promise<Buffer>;
   /** Stores small content (manifests) atomically and durably; a blob already present is kept. */
   writeBlob(digest: string, data: Buffer): Promise<void>;

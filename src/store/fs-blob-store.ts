@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isDigestAlgorithm, type DigestAlgorithm } from '../oci/digest.js';
 import { isRepositoryName } from '../oci/names.js';
-import type { BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from './blob-store.js';
+import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from './blob-store.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
 import { isUploadId, StoragePaths } from './paths.js';
 
@@ -26,6 +26,14 @@ export class FsBlobStore implements BlobStore {
       end: range?.end,
       highWaterMark: READ_CHUNK,
     });
+  }
+
+  async openBlobReader(digest: string): Promise<BlobReader> {
+    const handle = await open(this.paths.blobData(digest), 'r');
+    return {
+      read: async (buffer, position) => (await handle.read(buffer, 0, buffer.length, position)).bytesRead,
+      close: () => handle.close(),
+    };
   }
 
   readBlob(digest: string): Promise<Buffer> {

@@ -25,7 +25,16 @@ export interface ManifestRecord {
   manifests: string[];
   /** Milliseconds since the epoch. */
   createdAt: number;
+  /**
+   * The manifest's bytes when it is small (see INLINE_MANIFEST_BYTES), so that GET serves it
+   * without touching the disk. The blob file stays the source of truth (Distribution layout,
+   * fsck, GC); records written before this field existed, and larger manifests, have none.
+   */
+  content?: Uint8Array;
 }
+
+/** Manifests up to this size keep a copy of their bytes in their index record. */
+export const INLINE_MANIFEST_BYTES = 256 * 1024;
 
 export interface UploadSession {
   id: string;

@@ -126,7 +126,14 @@ describe('names, tags and digests follow the spec grammar', () => {
   });
 
   it.skipIf(isDistribution)('a tag of 129 characters is refused, 128 is fine', async () => {
-    await expectError(await fetch(`${base}/v2/repo/manifests/${'t'.repeat(129)}`), [400, 404], ['MANIFEST_INVALID', 'NAME_INVALID']);
+    // A read of a tag that cannot exist is a plain 404; a write under it is refused.
+    await expectError(await fetch(`${base}/v2/repo/manifests/${'t'.repeat(129)}`), 404, 'MANIFEST_UNKNOWN');
+    const put = await fetch(`${base}/v2/repo/manifests/${'t'.repeat(129)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: '{}',
+    });
+    await expectError(put, 400, 'MANIFEST_INVALID');
     await expectError(await fetch(`${base}/v2/repo/manifests/${'t'.repeat(128)}`), 404, ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN']);
   });
 
@@ -136,10 +143,17 @@ describe('names, tags and digests follow the spec grammar', () => {
     expect(rawJson(res).errors?.[0].code).toBeDefined();
   });
 
-  it('manifest digests that are malformed are DIGEST_INVALID', async () => {
-    const res = await rawRequest(base, 'GET', `/v2/repo/manifests/sha256:xyz`);
-    expect([400, 404]).toContain(res.status);
-    if (!isDistribution) expect(rawJson(res).errors?.[0].code).toBe('DIGEST_INVALID');
+  // Distribution 2.8 answers this read with a 500.
+  it.skipIf(isDistribution)('manifest digests that are malformed: a read is 404 MANIFEST_UNKNOWN, a write DIGEST_INVALID', async () => {
+    const get = await rawRequest(base, 'GET', `/v2/repo/manifests/sha256:xyz`);
+    expect(get.status).toBe(404);
+    expect(rawJson(get).errors?.[0].code).toBe('MANIFEST_UNKNOWN');
+    const put = await fetch(`${base}/v2/repo/manifests/sha256:xyz`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: '{}',
+    });
+    await expectError(put, 400, 'DIGEST_INVALID');
   });
 
   it('upload ids that are not UUIDs are BLOB_UPLOAD_UNKNOWN', async () => {

@@ -134,6 +134,22 @@ describe('workflow: pull', () => {
     expectStatus(await fetch(url(`/v2/${repo}/manifests/nonexistent`)), [404]);
   });
 
+  // The suite reads `.INVALID_MANIFEST_NAME` (not a valid tag) and requires exactly 404; its
+  // error-code check GETs `sha256:totallywrong` and, on a 400, parses `detail` as a string.
+  it('end-3: HEAD and GET of a reference no manifest can have (malformed tag or digest) -> 404 MANIFEST_UNKNOWN', async () => {
+    // CNCF Distribution 2.8 answers the malformed digest with a 500, and the malformed tag
+    // with a plain-text 404 from its router.
+    const onDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
+    for (const reference of onDistribution ? ['.INVALID_MANIFEST_NAME'] : ['.INVALID_MANIFEST_NAME', 'sha256:totallywrong']) {
+      expectStatus(await fetch(url(`/v2/${repo}/manifests/${reference}`), { method: 'HEAD' }), [404]);
+      const res = await fetch(url(`/v2/${repo}/manifests/${reference}`), { headers: { accept: MT.ociManifest } });
+      expectStatus(res, [404]);
+      if (onDistribution) continue;
+      const body = (await res.json()) as { errors: { code: string }[] };
+      expect(body.errors[0].code).toBe('MANIFEST_UNKNOWN');
+    }
+  });
+
   it('end-3: GET by digest and by tag -> 200 with the manifest', async () => {
     for (const reference of [manifest.digest, tag]) {
       const res = await fetch(url(`/v2/${repo}/manifests/${reference}`), { headers: { accept: MT.ociManifest } });

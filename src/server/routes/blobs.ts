@@ -3,6 +3,7 @@ import type { Digest } from '../../oci/digest.js';
 import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
 import { parseRangeHeader } from '../headers.js';
+import { sendBlob } from '../send-blob.js';
 
 export async function getBlob(
   ctx: RegistryContext,
@@ -35,7 +36,9 @@ export async function getBlob(
     reply.code(200).header('content-length', blob.size);
   }
   if (request.method === 'HEAD' || blob.size === 0) return reply.send();
-  return reply.send(ctx.blobs.openBlob(digest.value, served));
+  // Opened before the response starts: a blob whose bytes are gone still gets an error response.
+  const reader = await ctx.blobs.openBlobReader(digest.value);
+  return sendBlob(reply, reader, served?.start ?? 0, served?.end ?? blob.size - 1);
 }
 
 export async function deleteBlob(

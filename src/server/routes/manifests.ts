@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
-import { ContentMissingError, type ManifestRecord, type PutManifestResult } from '../../store/registry-index.js';
+import { ContentMissingError, INLINE_MANIFEST_BYTES, type ManifestRecord, type PutManifestResult } from '../../store/registry-index.js';
 import { readBodyLimited } from '../body.js';
 import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
@@ -32,6 +32,9 @@ export async function getManifest(
     'content-length': record.size,
   });
   if (request.method === 'HEAD') return reply.send();
+  // The copy in the record when there is one (and whole), the blob file otherwise.
+  const inline = record.content;
+  if (inline !== undefined && inline.length === record.size) return reply.send(inline);
   return reply.send(await ctx.blobs.readBlob(record.digest));
 }
 
@@ -65,6 +68,7 @@ export async function putManifest(
     blobs: parsed.blobs,
     manifests: parsed.manifests,
     createdAt: Date.now(),
+    ...(body.length <= INLINE_MANIFEST_BYTES ? { content: body } : {}),
   };
   // Checked here to refuse early without writing; the index checks again inside its transaction.
   refuseMissing(
