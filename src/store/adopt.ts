@@ -37,7 +37,7 @@ import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../oci/dig
 import { ManifestError, parseManifest } from '../oci/manifest.js';
 import { isRepositoryName, isTag } from '../oci/names.js';
 import { isUploadId, type StoragePaths } from './paths.js';
-import type { AdoptableIndex, AdoptionBatch, ManifestRecord, UploadSession } from './registry-index.js';
+import { manifestRecordOf, type AdoptableIndex, type AdoptionBatch, type ManifestRecord, type UploadSession } from './registry-index.js';
 
 /** Distribution refuses larger manifests, so a larger "manifest" is some other blob. */
 export const MAX_ADOPTED_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -141,7 +141,7 @@ export async function adoptDistributionRoot(
 
 type LinkRead = { digest: string; mtimeMs: number } | { gone: true } | { problem: string };
 
-type ManifestRead = { record: Omit<ManifestRecord, 'createdAt'> } | { problem: string };
+type ManifestRead = { record: ManifestRecord } | { problem: string };
 
 /** Reads one root; every path comes from paths.ts, fed only names that passed the grammar. */
 class RootReader {
@@ -384,18 +384,7 @@ class RootReader {
     try {
       // No Content-Type to go by: as Distribution does, the declared mediaType or the shape decides.
       const parsed = parseManifest(bytes, undefined);
-      return {
-        record: {
-          digest,
-          mediaType: parsed.mediaType,
-          size: bytes.length,
-          subject: parsed.subject,
-          artifactType: parsed.artifactType,
-          annotations: parsed.annotations,
-          blobs: parsed.blobs,
-          manifests: parsed.manifests,
-        },
-      };
+      return { record: manifestRecordOf(digest, bytes, parsed) };
     } catch (error) {
       if (error instanceof ManifestError) return { problem: `not a manifest Stowage serves: ${error.message}` };
       throw error;

@@ -26,15 +26,25 @@ export async function mkdirDurable(dir: string): Promise<void> {
   await fsyncPath(stop);
 }
 
-/**
- * Writes a whole file durably under a temporary name, then renames it into place. With
- * `before`, the rename waits for it (and is not made if it rejects): the file is prepared and
- * synced meanwhile, so that whatever `before` makes durable and this file cost one wait, not two.
- */
-export async function writeFileAtomic(target: string, data: Uint8Array | string, before?: Promise<unknown>): Promise<void> {
+export interface AtomicWriteOptions {
+  /**
+   * The rename waits for it (and is not made if it rejects): the file is prepared and synced
+   * meanwhile, so that whatever `before` makes durable and this file cost one wait, not two.
+   */
+  before?: Promise<unknown>;
+  /** Permissions of the new file (secrets are written 0o600). */
+  mode?: number;
+}
+
+/** Writes a whole file durably under a temporary name, then renames it into place. */
+export async function writeFileAtomic(
+  target: string,
+  data: Uint8Array | string,
+  { before, mode = 0o666 }: AtomicWriteOptions = {},
+): Promise<void> {
   const dir = path.dirname(target);
   const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const handle = await open(temp, 'w');
+  const handle = await open(temp, 'w', mode);
   try {
     await handle.writeFile(data);
     await handle.sync();

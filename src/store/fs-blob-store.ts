@@ -86,7 +86,7 @@ export class FsBlobStore implements BlobStore {
     // Temp file, fsync, rename: a state under its final name is always whole and durable, so
     // a crash (or a failed write) mid-way leaves only a temp name that recovery ignores. The
     // rename waits for the data sync, which runs meanwhile: never a state ahead of its data.
-    await writeFileAtomic(this.paths.hashState(repo, id, algorithm, offset), state, dataDurable);
+    await writeFileAtomic(this.paths.hashState(repo, id, algorithm, offset), state, { before: dataDurable });
     // Older states are only needed until the new one is durable, which it now is.
     for (const name of await readdir(dir)) {
       if (name !== String(offset)) await removeEntry(path.join(dir, name));

@@ -5,6 +5,7 @@
 // Every mutating method is one transaction.
 
 import type { DigestAlgorithm } from '../oci/digest.js';
+import type { ParsedManifest } from '../oci/manifest.js';
 
 export interface BlobRecord {
   size: number;
@@ -35,6 +36,22 @@ export interface ManifestRecord {
 
 /** Manifests up to this size keep a copy of their bytes in their index record. */
 export const INLINE_MANIFEST_BYTES = 256 * 1024;
+
+/** The record of a manifest pushed, imported or adopted as `bytes`, which parsed as `parsed`. */
+export function manifestRecordOf(digest: string, bytes: Buffer, parsed: ParsedManifest, createdAt = Date.now()): ManifestRecord {
+  return {
+    digest,
+    mediaType: parsed.mediaType,
+    size: bytes.length,
+    subject: parsed.subject,
+    artifactType: parsed.artifactType,
+    annotations: parsed.annotations,
+    blobs: parsed.blobs,
+    manifests: parsed.manifests,
+    createdAt,
+    ...(bytes.length <= INLINE_MANIFEST_BYTES ? { content: bytes } : {}),
+  };
+}
 
 export interface UploadSession {
   id: string;

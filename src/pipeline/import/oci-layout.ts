@@ -8,7 +8,7 @@ import { isDigest } from '../../oci/digest.js';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
 import { isForeignLayer, isIndexMediaType, MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
 import { isTag } from '../../oci/names.js';
-import type { ManifestRecord } from '../../store/registry-index.js';
+import { manifestRecordOf, type ManifestRecord } from '../../store/registry-index.js';
 import type { StoredBlob } from './archive-contents.js';
 import type { PlanSources } from './docker-save.js';
 import { ImportError } from './import-errors.js';
@@ -104,17 +104,7 @@ async function visit(
       if (!isForeignLayer(layer.mediaType)) blobs.push(inArchive(sources, layer, `${descriptor.digest} layers[${j}]`));
     }
   }
-  const record: ManifestRecord = {
-    digest: descriptor.digest,
-    mediaType: parsed.mediaType,
-    size: bytes.length,
-    subject: parsed.subject,
-    artifactType: parsed.artifactType,
-    annotations: parsed.annotations,
-    blobs: parsed.blobs,
-    manifests: parsed.manifests,
-    createdAt: Date.now(),
-  };
+  const record = manifestRecordOf(descriptor.digest, bytes, parsed);
   closure.push({ record, blobs });
   const result = { record, closure };
   visited.set(descriptor.digest, result);

@@ -4,9 +4,10 @@
 // from the key, so a token cannot choose a weaker one (jose is told the only ones allowed).
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../config/schema.js';
+import { writeFileAtomic } from '../../store/durable-fs.js';
 
 export interface SigningKey {
   privateKey: KeyObject;
@@ -108,19 +109,6 @@ async function createKeyFile(file: string): Promise<string> {
   await mkdir(path.dirname(file), { recursive: true });
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const temp = `${file}.${process.pid}.tmp`;
-  const handle = await open(temp, 'w', 0o600);
-  try {
-    await handle.writeFile(pem);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomic(file, pem, { mode: 0o600 });
   return pem;
 }

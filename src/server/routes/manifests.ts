@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
-import { ContentMissingError, INLINE_MANIFEST_BYTES, type ManifestRecord, type PutManifestResult } from '../../store/registry-index.js';
+import { ContentMissingError, manifestRecordOf, type ManifestRecord, type PutManifestResult } from '../../store/registry-index.js';
 import { readBodyLimited } from '../body.js';
 import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
@@ -58,18 +58,7 @@ export async function putManifest(
     if (error instanceof ManifestError) throw new ApiError('MANIFEST_INVALID', { reason: error.message });
     throw error;
   }
-  const record: ManifestRecord = {
-    digest,
-    mediaType: parsed.mediaType,
-    size: body.length,
-    subject: parsed.subject,
-    artifactType: parsed.artifactType,
-    annotations: parsed.annotations,
-    blobs: parsed.blobs,
-    manifests: parsed.manifests,
-    createdAt: Date.now(),
-    ...(body.length <= INLINE_MANIFEST_BYTES ? { content: body } : {}),
-  };
+  const record = manifestRecordOf(digest, body, parsed);
   // Checked here to refuse early without writing; the index checks again inside its transaction.
   refuseMissing(
     parsed.blobs.filter((d) => !ctx.index.getLinkedBlob(name, d)),
