@@ -10,8 +10,9 @@ export const BATCH_BYTES = 1024 * 1024;
 
 /**
  * At most this many batches exist at once, all uploads together (128 MiB). An upload holds at
- * most two (one filling, one on its way to the disk and the hash), so 64 uploads run at full
- * speed and more wait their turn for a batch (their clients held back by TCP, not refused).
+ * most BATCHES_PER_UPLOAD (upload-writer.ts: three, one filling and the rest on their way to
+ * the disk and the hash), so 42 uploads run at full depth and more share the budget or wait
+ * their turn for a batch (their clients held back by TCP, not refused).
  */
 const BUDGET = 128;
 /** Free batches kept for reuse beyond this are dropped (given back to the allocator). */

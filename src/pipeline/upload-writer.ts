@@ -1,8 +1,9 @@
 // Streams one request body into an upload. Network chunks are copied once, into a shared
 // batch (batch-buffers.ts); a full batch is written to the data file and hashed by the pool
 // at the same time, from the same memory, while the next batch fills. An upload holds at
-// most two batches, so memory per upload does not grow with the blob, and its hash states
-// stay in order because each batch's hash starts from the state the previous one returned.
+// most BATCHES_PER_UPLOAD batches, so memory per upload does not grow with the blob, and its
+// hash states stay in order because each hash task starts from the state the previous one
+// returned. Batches that queue up behind a running hash go to the pool as one task.
 // Durable checkpoints (data fsynced, then the hash state persisted) are taken every
 // CHECKPOINT_BYTES while the body keeps flowing, and at the end: they are what lets an upload
 // resume after a crash.
@@ -14,6 +15,13 @@ import type { HashPool } from './hash-pool.js';
 import { UploadError } from './upload-errors.js';
 
 export const HASH_BATCH_BYTES = BATCH_BYTES;
+/**
+ * Batches one upload may hold: one filling, the rest on their way to the disk and the hash.
+ * Two left the disk or the hash idle whenever the other was slower for a moment (a write
+ * stalled by writeback, a hash answer waiting for the busy main thread); three absorb most of
+ * that, and keep 32 concurrent uploads within 96 MiB of batches (peak RSS under 300 MiB).
+ */
+export const BATCHES_PER_UPLOAD = 3;
 /** How much a long streaming request may add before its progress is made durable. */
 export const CHECKPOINT_BYTES = 32 * 1024 * 1024;
 
@@ -49,8 +57,13 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
   // The batch being filled, and how much of it is.
   let filling: Buffer | undefined;
   let filled = 0;
-  // The batch on its way to the disk and the hash, settled (never rejects) once both are done.
-  let inFlight: Promise<void> | undefined;
+  // The batches on their way to the disk and the hash, oldest first, each settled (never
+  // rejects) once it and every batch before it are written and hashed.
+  const inFlight: Promise<void>[] = [];
+  // Batches waiting for the running hash task, and where they end: the next task takes them all.
+  let hashQueue: Uint8Array[] = [];
+  let hashQueueEnd = position;
+  let nextHash: Promise<HashedOffset> | undefined;
   // The last write started, settled: the next write starts after it.
   let writing: Promise<unknown> = Promise.resolve();
   // A checkpoint running behind the body, settled the same way.
@@ -72,28 +85,42 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
     filled = 0;
     const start = position;
     const end = (position += bytes.length);
-    const previous = inFlight;
+    const previous = inFlight.at(-1);
     // One write at a time per file, in order: two writers of one file only contend for its
     // lock in the kernel, and the hash of this batch still overlaps the previous write.
     const written = writing.then(() => data.write(bytes, start));
     writing = written.catch(() => undefined);
-    hashed = hashed.then(({ state }) => pool.update(algorithm, state, [bytes])).then((state) => ({ offset: end, state }));
+    hashQueue.push(bytes);
+    hashQueueEnd = end;
+    // A task not started yet takes this batch too; otherwise a new one follows the last.
+    if (!nextHash) {
+      nextHash = hashed = hashed.then(({ state }) => {
+        const chunks = hashQueue;
+        const through = hashQueueEnd;
+        hashQueue = [];
+        nextHash = undefined;
+        return pool.update(algorithm, state, chunks).then((next) => ({ offset: through, state: next }));
+      });
+    }
+    const batchHashed = nextHash;
     // A failure surfaces through `failure`; the chain itself must not count as unhandled.
-    hashed.catch(() => undefined);
+    batchHashed.catch(() => undefined);
     // The batch goes back only when neither the write nor the hash reads it any more.
-    inFlight = Promise.allSettled([written, hashed, previous]).then(([w, h]) => {
-      batches.release(batch);
-      if (w.status === 'rejected') fail(w.reason);
-      if (h.status === 'rejected') fail(h.reason);
-    });
-    // Two batches per upload: the next may fill while this one is written and hashed.
-    if (previous) await previous;
+    inFlight.push(
+      Promise.allSettled([written, batchHashed, previous]).then(([w, h]) => {
+        batches.release(batch);
+        if (w.status === 'rejected') fail(w.reason);
+        if (h.status === 'rejected') fail(h.reason);
+      }),
+    );
+    // The next batch may fill while these are written and hashed.
+    while (inFlight.length >= BATCHES_PER_UPLOAD) await inFlight.shift();
   };
 
   /** Everything dispatched so far, written and hashed: taken now, not at the end of the wait. */
   const settle = async (): Promise<HashedOffset> => {
     const point = hashed;
-    if (inFlight) await inFlight;
+    if (inFlight.length > 0) await inFlight.at(-1);
     throwIfFailed();
     return point;
   };
@@ -152,7 +179,7 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
     // The caller rolls back to the last durable point: nothing may still be writing or
     // persisting when it does, and a failure still running must not surface later as an
     // unhandled rejection (which would take the whole process down).
-    if (inFlight) await inFlight;
+    if (inFlight.length > 0) await inFlight.at(-1);
     if (checkpointing) await checkpointing;
     throw error;
   } finally {
