@@ -11,6 +11,7 @@ import { loadConfig } from '../config/load.js';
 import { FsBlobStore } from '../store/fs-blob-store.js';
 import { LmdbIndex } from '../store/lmdb-index.js';
 import { liveServer } from '../store/server-lock.js';
+import { formatBytes } from './progress.js';
 import { existsSync } from 'node:fs';
 
 export const DEFAULT_GC_URL = 'http://127.0.0.1:5000';
@@ -101,15 +102,4 @@ export function formatGcReport(report: GcReport): string {
     `took ${report.durationMs} ms`,
     '',
   ].join('\n');
-}
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
