@@ -51,6 +51,8 @@ export interface StowageConfig {
       key?: string;
       /** Lifetime of issued tokens, in seconds. */
       expiry: number;
+      /** Lifetime of refresh tokens (offline_token=true, access_type=offline), in seconds. */
+      refreshExpiry: number;
       /** External token servers whose tokens are accepted. */
       trusted: TrustedIssuer[];
     };
@@ -122,7 +124,7 @@ export const DEFAULTS: StowageConfig = {
   auth: {
     mode: 'none',
     realm: 'stowage',
-    token: { service: 'stowage', issuer: 'stowage', expiry: 300, trusted: [] },
+    token: { service: 'stowage', issuer: 'stowage', expiry: 300, refreshExpiry: 7 * 86_400, trusted: [] },
   },
   limits: { ...DEFAULT_LIMITS },
   gc: { interval: 3600, grace: 3600, uploadsStaleAfter: 86_400 },
@@ -198,6 +200,9 @@ export const SCHEMA: SchemaNode = {
             issuer: { type: 'string', check: notEmpty },
             key: { type: 'string', check: notEmpty, path: true },
             expiry: { type: 'integer', min: 60, max: 86_400 },
+            // docker keeps a refresh token in place of the password; past its lifetime the
+            // user logs in again.
+            refreshExpiry: { type: 'integer', min: 60, max: 365 * 86_400, doc: 'seconds' },
             trusted: {
               type: 'array',
               items: {
