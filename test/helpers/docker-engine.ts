@@ -4,7 +4,7 @@
 // docker treats 127.0.0.0/8 as insecure registries by default, so the test registries need
 // no daemon.json; images are made locally (docker import, docker load, the classic builder).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -114,6 +114,22 @@ export class DockerEngine {
     return run('ctr', ['--address', this.containerdSocket, '--namespace', CTR_NAMESPACE, ...args], {
       timeoutMs,
       env: { CONTAINERD_SNAPSHOTTER: 'native' },
+    });
+  }
+
+  /** A blob from containerd's content store, as bytes (`ctr content get`), or undefined when absent. */
+  ctrBlob(digest: string): Promise<Buffer | undefined> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        'ctr',
+        ['--address', this.containerdSocket, '--namespace', CTR_NAMESPACE, 'content', 'get', digest],
+        { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024, timeout: 60_000, killSignal: 'SIGKILL' },
+        (error, stdout, stderr) => {
+          if (!error) resolve(stdout);
+          else if (/not found/i.test(stderr.toString())) resolve(undefined);
+          else reject(new Error(`ctr content get ${digest} failed: ${stderr.toString()}`));
+        },
+      );
     });
   }
 
