@@ -83,10 +83,10 @@ export class ClientError extends Error {
 export function run(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       command,
       args,
       {
@@ -107,6 +107,8 @@ export function run(
         resolve({ stdout, stderr });
       },
     );
+    // e.g. a password for --password-stdin, which keeps it off the command line.
+    child.stdin?.end(options.input);
   });
 }
 

@@ -94,9 +94,10 @@ export class DockerEngine {
   }
 
   /** The docker CLI against this engine only. */
-  docker(args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  docker(args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
     return run(DOCKER_CLI, args, {
       timeoutMs: options.timeoutMs ?? 120_000,
+      input: options.input,
       env: {
         DOCKER_HOST: `unix://${this.dockerSocket}`,
         DOCKER_CONFIG: this.dockerConfig,

@@ -34,8 +34,10 @@ export interface StoredManifest {
 }
 
 /** GET a manifest with every manifest type accepted; fails unless 200 with the bytes' digest. */
-export async function fetchManifest(registryUrl: string, repo: string, reference: string): Promise<StoredManifest> {
-  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${reference}`, { headers: { accept: MANIFEST_TYPES } });
+export async function fetchManifest(registryUrl: string, repo: string, reference: string, authorization?: string): Promise<StoredManifest> {
+  const headers: Record<string, string> = { accept: MANIFEST_TYPES };
+  if (authorization) headers.authorization = authorization;
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${reference}`, { headers });
   const bytes = Buffer.from(await res.arrayBuffer());
   if (res.status !== 200) throw new Error(`GET manifest ${repo}:${reference} answered ${res.status}: ${bytes.toString()}`);
   const digest = res.headers.get('docker-content-digest') ?? '';
@@ -45,8 +47,13 @@ export async function fetchManifest(registryUrl: string, repo: string, reference
 }
 
 /** HEAD a blob: the status and Content-Length docker insists on. */
-export async function headBlob(registryUrl: string, repo: string, digest: string): Promise<{ status: number; length: number | null }> {
-  const res = await fetch(`${registryUrl}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+export async function headBlob(
+  registryUrl: string,
+  repo: string,
+  digest: string,
+  authorization?: string,
+): Promise<{ status: number; length: number | null }> {
+  const res = await fetch(`${registryUrl}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers: authorization ? { authorization } : {} });
   const length = res.headers.get('content-length');
   return { status: res.status, length: length === null ? null : Number(length) };
 }
@@ -61,10 +68,10 @@ export async function fetchBlob(registryUrl: string, repo: string, digest: strin
 }
 
 /** Every blob an image manifest names is served in `repo` with the size the manifest says. */
-export async function expectBlobsPresent(registryUrl: string, repo: string, manifest: StoredManifest): Promise<void> {
+export async function expectBlobsPresent(registryUrl: string, repo: string, manifest: StoredManifest, authorization?: string): Promise<void> {
   if (!manifest.config || !manifest.layers) throw new Error(`${repo}@${manifest.digest} is not an image manifest`);
   for (const blob of [manifest.config, ...manifest.layers]) {
-    const head = await headBlob(registryUrl, repo, blob.digest);
+    const head = await headBlob(registryUrl, repo, blob.digest, authorization);
     if (head.status !== 200 || head.length !== blob.size) {
       throw new Error(`blob ${repo}@${blob.digest}: HEAD answered ${head.status} with length ${head.length}, expected 200 and ${blob.size}`);
     }
