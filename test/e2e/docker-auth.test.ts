@@ -2,8 +2,8 @@
 // policy), with a recording proxy in front so the test sees how each client got its
 // credentials through: `docker login --password-stdin` (a wrong password refused), then push
 // and pull; `ctr images push/pull --plain-http --user`, with pushes and pulls the policy or a
-// wrong password refuses. Under token auth it prints which token requests each client made
-// (docker login's OAuth2 POST falls back to GET when the endpoint answers 404).
+// wrong password refuses. Under token auth it checks, and prints, which token requests each
+// client made: docker keeps a refresh token and uses the OAuth2 POST, ctr the password grant.
 
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -124,9 +124,13 @@ describe.skipIf(missing.length > 0)('docker and ctr with auth', () => {
         expect(await refused(engine.docker(['pull', ref]))).toMatch(REFUSED);
 
         if (mode === 'token') {
-          expect(loginRequests).not.toBe('none');
-          // docker 20.10 logs in with a GET (offline_token=true) and switches to the OAuth2 POST
-          // (grant_type=refresh_token) once the endpoint hands it a refresh token to save.
+          // docker 20.10 logs in with a GET (offline_token=true); the endpoint answers with a
+          // refresh token, docker keeps it instead of the password and trades it for access
+          // tokens through the OAuth2 POST (grant_type=refresh_token) on every push and pull.
+          expect(loginRequests).toMatch(/GET 200/);
+          expect(saved!.identitytoken).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+          expect(saved!.auth ?? '').not.toContain(Buffer.from(`alice:${USERS.alice}`).toString('base64'));
+          expect(tokenRequests(proxy.exchanges.slice(since))).toMatch(/POST 200/);
           console.log(
             `docker (token auth) token requests: login: ${loginRequests}; whole test: ${tokenRequests(proxy.exchanges.slice(since))}; ` +
               `config.json keeps ${saved!.identitytoken ? 'an identity (refresh) token' : 'the password, no identity token'}`,
@@ -166,7 +170,13 @@ describe.skipIf(missing.length > 0)('docker and ctr with auth', () => {
         await engine.ctr(['images', 'pull', '--plain-http', '--user', `bob:${USERS.bob}`, ref]);
         expect((await engine.ctrBlob(digest))!.equals(stored.bytes)).toBe(true);
 
-        if (mode === 'token') console.log(`ctr (token auth) token requests: ${tokenRequests(proxy.exchanges.slice(since))}`);
+        if (mode === 'token') {
+          const requests = tokenRequests(proxy.exchanges.slice(since));
+          console.log(`ctr (token auth) token requests: ${requests}`);
+          // containerd asks with the OAuth2 password grant first; the endpoint answers it.
+          expect(requests).toMatch(/POST 200/);
+          expect(requests).not.toMatch(/POST 404/);
+        }
       });
     });
   }
