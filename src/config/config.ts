@@ -63,6 +63,8 @@ export interface StowageConfig {
   limits: LimitsConfig;
   /** Online garbage collection (src/gc/; README, "Garbage collection"). */
   gc: GcConfig;
+  /** What a manifest push must satisfy (see ManifestsConfig). */
+  manifests: ManifestsConfig;
   /**
    * Adopt the root as a CNCF Distribution storage root before serving (store/adopt.ts), unless
    * the index records a complete adoption already; safe to leave on.
@@ -117,6 +119,15 @@ export interface GcConfig {
   untaggedManifestAge?: number;
 }
 
+export interface ManifestsConfig {
+  /**
+   * Accept manifests whose blobs, and indexes whose child manifests, were not pushed to the
+   * repository (spec main's "sparse" manifests: a mirror of some platforms of an index that
+   * keeps its digest). Off, as in Distribution: such a push is refused with MANIFEST_BLOB_UNKNOWN.
+   */
+  sparse: boolean;
+}
+
 export const DEFAULTS: StowageConfig = {
   listen: '127.0.0.1:5000',
   root: './data',
@@ -128,6 +139,7 @@ export const DEFAULTS: StowageConfig = {
   },
   limits: { ...DEFAULT_LIMITS },
   gc: { interval: 3600, grace: 3600, uploadsStaleAfter: 86_400 },
+  manifests: { sparse: false },
   adopt: false,
 };
 
@@ -259,6 +271,12 @@ export const SCHEMA: SchemaNode = {
         grace: { type: 'integer', min: 0, max: 365 * 86_400, doc: 'seconds' },
         uploadsStaleAfter: { type: 'integer', min: 60, max: 365 * 86_400, doc: 'seconds' },
         untaggedManifestAge: { type: 'integer', min: 60, max: 10 * 365 * 86_400, doc: 'seconds' },
+      },
+    },
+    manifests: {
+      type: 'object',
+      properties: {
+        sparse: { type: 'boolean', doc: 'accept manifests whose blobs or children the repository lacks' },
       },
     },
     adopt: { type: 'boolean' },

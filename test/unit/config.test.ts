@@ -95,6 +95,16 @@ describe('configuration layers', () => {
     expect(() => resolveConfig({ env: { STOWAGE_GC_UPLOADS_STALE_AFTER: 'soon' } })).toThrow(/gc\.uploadsStaleAfter.*STOWAGE_GC_UPLOADS_STALE_AFTER/);
   });
 
+  it('reads manifests.sparse (off by default) from the file, STOWAGE_MANIFESTS_SPARSE and --sparse-manifests', () => {
+    expect(resolveConfig({}).manifests).toEqual({ sparse: false });
+    expect(resolveConfig({ file: file({ manifests: { sparse: true } }) }).manifests.sparse).toBe(true);
+    expect(resolveConfig({ env: { STOWAGE_MANIFESTS_SPARSE: 'true' } }).manifests.sparse).toBe(true);
+    expect(resolveConfig({ file: file({ manifests: { sparse: true } }), env: { STOWAGE_MANIFESTS_SPARSE: 'off' } }).manifests.sparse).toBe(false);
+    expect(resolveConfig({ flags: { 'manifests.sparse': { value: true, flag: '--sparse-manifests' } } }).manifests.sparse).toBe(true);
+    expect(() => resolveConfig({ env: { STOWAGE_MANIFESTS_SPARSE: 'maybe' } })).toThrow(/manifests\.sparse: expected true or false.*STOWAGE_MANIFESTS_SPARSE/);
+    expect(() => resolveConfig({ file: file({ manifests: { spares: true } }) })).toThrow(/manifests\.spares: unknown key/);
+  });
+
   it('reads limits from the file, the environment and flags over their defaults', () => {
     const config = resolveConfig({
       file: file({ limits: { maxManifestBytes: 8 * 1024 * 1024, idleTimeout: 30 } }),
