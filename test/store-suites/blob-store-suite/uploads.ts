@@ -1,0 +1,188 @@
+// Uploads in progress: their data (positioned writes, sync, truncate), hash states and
+// recovery to the last durable offset, commit into a blob, removal and activity, through
+// the BlobStore interface only. An upload's bytes are read back by committing them.
+
+import { describe, expect } from 'vitest';
+import { bytes, digestOf, OTHER_ID, REPO, stateAt, UPLOAD_ID, validState, type SuiteContext } from './context.js';
+
+export function uploadTests(ctx: SuiteContext): void {
+  const recover = (validator = validState, id = UPLOAD_ID) => ctx.store.recoverUpload(REPO, id, 'sha256', validator);
+  const writeState = (offset: number, state = stateAt(offset), dataDurable?: Promise<void>) =>
+    ctx.store.writeHashState(REPO, UPLOAD_ID, 'sha256', offset, state, dataDurable);
+
+  describe('upload data', () => {
+    ctx.test('a new upload is empty, active, and recovers to offset 0 with no state', async () => {
+      const before = Date.now();
+      await ctx.upload(Buffer.alloc(0));
+      const activity = await ctx.store.uploadActivity(REPO, UPLOAD_ID);
+      expect(activity).toBeTypeOf('number');
+      // Filesystem clocks are coarse; a second of slack still catches a wrong unit or epoch.
+      expect(activity!).toBeGreaterThanOrEqual(before - 1000);
+      expect(activity!).toBeLessThanOrEqual(Date.now() + 1000);
+      expect(await recover()).toEqual({ offset: 0, state: undefined });
+      expect(await ctx.uploadedBytes()).toEqual(Buffer.alloc(0));
+    });
+
+    ctx.test('writes at explicit positions, so a rolled-back tail is overwritten', async () => {
+      await ctx.upload(Buffer.from('hello world'));
+      const writer = await ctx.store.openUploadData(REPO, UPLOAD_ID);
+      await writer.truncate(5);
+      await writer.write(Buffer.from('!!'), 5);
+      await writer.sync();
+      await writer.close();
+      expect((await ctx.uploadedBytes()).toString()).toBe('hello!!');
+    });
+
+    ctx.test('appends across writers opened one after another', async () => {
+      const data = bytes(3000);
+      await ctx.upload(data.subarray(0, 1000));
+      await ctx.append(data.subarray(1000, 2500), 1000);
+      await ctx.append(data.subarray(2500), 2500);
+      expect(await ctx.uploadedBytes()).toEqual(data);
+    });
+
+    ctx.test('keeps two uploads apart', async () => {
+      await ctx.upload(Buffer.from('first'));
+      await ctx.upload(Buffer.from('second'), OTHER_ID);
+      await ctx.store.writeHashState(REPO, OTHER_ID, 'sha256', 6, stateAt(6));
+      expect(await recover()).toEqual({ offset: 0, state: undefined });
+      expect((await recover(validState, OTHER_ID)).offset).toBe(6);
+      expect((await ctx.uploadedBytes(OTHER_ID)).toString()).toBe('second');
+    });
+  });
+
+  describe('hash states and recovery', () => {
+    ctx.test('recovers at the newest state, cutting the data back to it', async () => {
+      const data = bytes(150);
+      await ctx.upload(data); // 50 bytes past the last state never got one
+      await writeState(64);
+      await writeState(100);
+      const seen: [string, number][] = [];
+      const recovered = await recover((state, offset) => {
+        seen.push([Buffer.from(state).toString(), offset]);
+        return validState(state, offset);
+      });
+      expect(recovered.offset).toBe(100);
+      expect(Buffer.from(recovered.state!)).toEqual(Buffer.from(stateAt(100)));
+      expect(seen).toEqual([['state@100', 100]]);
+      // Recovery is stable, and the session resumes at 100.
+      expect((await recover()).offset).toBe(100);
+      await ctx.append(Buffer.from('tail'), 100);
+      expect(await ctx.uploadedBytes()).toEqual(Buffer.concat([data.subarray(0, 100), Buffer.from('tail')]));
+    });
+
+    ctx.test('rejects a state isValidState refuses: back to 0, data cut, the state dropped', async () => {
+      await ctx.upload(bytes(120));
+      await writeState(64);
+      await writeState(100, stateAt(90)); // says another length: as a torn or stale write would
+      expect(await recover()).toEqual({ offset: 0, state: undefined });
+      expect(await ctx.uploadedBytes()).toEqual(Buffer.alloc(0));
+      // Dropped, not merely skipped: a validator accepting anything finds nothing left.
+      expect(await recover(() => true)).toEqual({ offset: 0, state: undefined });
+    });
+
+    ctx.test('drops the states recovery did not pick', async () => {
+      await ctx.upload(bytes(100));
+      await writeState(100);
+      expect((await recover(() => false)).offset).toBe(0);
+      expect((await recover()).offset).toBe(0);
+    });
+
+    ctx.test('ignores a state ahead of the data', async () => {
+      await ctx.upload(bytes(80));
+      await writeState(100);
+      expect(await recover()).toEqual({ offset: 0, state: undefined });
+      expect(await ctx.uploadedBytes()).toEqual(Buffer.alloc(0));
+    });
+
+    ctx.test('a state waits for its data: it takes effect once dataDurable resolves', async () => {
+      const data = bytes(200);
+      await ctx.upload(data.subarray(0, 100));
+      await writeState(100);
+      const writer = await ctx.store.openUploadData(REPO, UPLOAD_ID);
+      await writer.write(data.subarray(100), 100);
+      await writeState(200, stateAt(200), writer.sync());
+      await writer.close();
+      expect((await recover()).offset).toBe(200);
+      expect(await ctx.uploadedBytes()).toEqual(data);
+    });
+
+    ctx.test('a state whose data sync failed never takes effect, and the previous one stays', async () => {
+      await ctx.upload(bytes(200));
+      await writeState(100);
+      const failed = Promise.reject(Object.assign(new Error('sync failed'), { code: 'EIO' }));
+      failed.catch(() => undefined); // handled here, as the pipeline does: the store sees the rejection all the same
+      await expect(writeState(200, stateAt(200), failed)).rejects.toMatchObject({ code: 'EIO' });
+      expect((await recover()).offset).toBe(100);
+    });
+
+    ctx.test('keeps the states of each algorithm apart', async () => {
+      await ctx.upload(bytes(50));
+      await writeState(50);
+      expect((await ctx.store.recoverUpload(REPO, UPLOAD_ID, 'sha512', validState)).offset).toBe(0);
+    });
+  });
+
+  describe('commit and removal', () => {
+    ctx.test('commits the data under its digest; the upload keeps its copy until removeUpload', async () => {
+      const data = bytes(1000, 4);
+      const digest = digestOf(data);
+      await ctx.upload(data);
+      await writeState(1000);
+      await ctx.store.commitUpload(REPO, UPLOAD_ID, digest);
+      expect(await ctx.store.readBlob(digest)).toEqual(data);
+      expect(await ctx.store.blobSize(digest)).toBe(1000);
+      // A crash before the index commits must leave a session that resumes where it was.
+      expect(await ctx.store.uploadActivity(REPO, UPLOAD_ID)).toBeTypeOf('number');
+      expect((await recover()).offset).toBe(1000);
+      await ctx.store.removeUpload(REPO, UPLOAD_ID);
+      expect(await ctx.store.uploadActivity(REPO, UPLOAD_ID)).toBeUndefined();
+      expect(await ctx.store.readBlob(digest)).toEqual(data);
+    });
+
+    ctx.test('commit keeps a blob already present', async () => {
+      const data = bytes(500, 5);
+      const digest = digestOf(data);
+      await ctx.store.writeBlob(digest, data);
+      // Other bytes of the same length: whether the commit replaced the blob shows.
+      await ctx.upload(bytes(500, 6));
+      await ctx.store.commitUpload(REPO, UPLOAD_ID, digest);
+      expect(await ctx.store.readBlob(digest)).toEqual(data);
+    });
+
+    ctx.test('commits the empty blob', async () => {
+      await ctx.upload(Buffer.alloc(0));
+      const empty = digestOf(Buffer.alloc(0));
+      await ctx.store.commitUpload(REPO, UPLOAD_ID, empty);
+      expect(await ctx.store.blobSize(empty)).toBe(0);
+    });
+
+    ctx.test('a committed blob does not change when the upload it came from does', async () => {
+      const data = bytes(300, 7);
+      const digest = digestOf(data);
+      await ctx.upload(data);
+      await ctx.store.commitUpload(REPO, UPLOAD_ID, digest);
+      // The session outlives the commit until removeUpload (an index commit that failed):
+      // what a later request does to it must not reach bytes already served by digest.
+      await ctx.append(Buffer.from('more'), 300);
+      const writer = await ctx.store.openUploadData(REPO, UPLOAD_ID);
+      await writer.truncate(10);
+      await writer.close();
+      expect(await ctx.store.readBlob(digest)).toEqual(data);
+    });
+
+    ctx.test('removeUpload ends the upload and may be repeated; other uploads stay', async () => {
+      await ctx.upload(Buffer.from('x'));
+      await ctx.upload(Buffer.from('y'), OTHER_ID);
+      await ctx.store.removeUpload(REPO, UPLOAD_ID);
+      await ctx.store.removeUpload(REPO, UPLOAD_ID);
+      expect(await ctx.store.uploadActivity(REPO, UPLOAD_ID)).toBeUndefined();
+      expect(await ctx.store.uploadActivity(REPO, OTHER_ID)).toBeTypeOf('number');
+      await expect(ctx.store.openUploadData(REPO, UPLOAD_ID)).rejects.toMatchObject({ code: 'ENOENT' });
+    });
+
+    ctx.test('uploadActivity is undefined for an upload never created', async () => {
+      expect(await ctx.store.uploadActivity(REPO, UPLOAD_ID)).toBeUndefined();
+    });
+  });
+}
