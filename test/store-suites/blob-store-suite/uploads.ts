@@ -77,14 +77,18 @@ export function uploadTests(ctx: SuiteContext): void {
       await writeState(100, stateAt(90)); // says another length: as a torn or stale write would
       expect(await recover()).toEqual({ offset: 0, state: undefined });
       expect(await ctx.uploadedBytes()).toEqual(Buffer.alloc(0));
-      // Dropped, not merely skipped: a validator accepting anything finds nothing left.
+      // Dropped, not merely skipped: once new bytes grow the data past its offset, a
+      // validator accepting anything still finds nothing left.
+      await ctx.append(bytes(120, 2), 0);
       expect(await recover(() => true)).toEqual({ offset: 0, state: undefined });
     });
 
-    ctx.test('drops the states recovery did not pick', async () => {
+    ctx.test('drops the states recovery did not pick, so later bytes never meet a stale one', async () => {
       await ctx.upload(bytes(100));
       await writeState(100);
       expect((await recover(() => false)).offset).toBe(0);
+      // New bytes past 100 with no state of their own: the old state@100 must not resurface.
+      await ctx.append(bytes(150, 3), 0);
       expect((await recover()).offset).toBe(0);
     });
 
