@@ -120,6 +120,15 @@ export function uploadTests(ctx: SuiteContext): void {
       expect((await recover()).offset).toBe(100);
     });
 
+    ctx.test('reads no upload data: bytes replaced under a state go unnoticed', async () => {
+      await ctx.upload(bytes(130));
+      await writeState(100);
+      // Other bytes of the same length: recovery trusts the state and never re-reads them.
+      await ctx.append(Buffer.alloc(130, 0xee), 0);
+      expect((await recover()).offset).toBe(100);
+      expect(await ctx.uploadedBytes()).toEqual(Buffer.alloc(100, 0xee));
+    });
+
     ctx.test('keeps the states of each algorithm apart', async () => {
       await ctx.upload(bytes(50));
       await writeState(50);
