@@ -48,6 +48,13 @@ export function blobTests(ctx: SuiteContext): void {
       expect(await ctx.store.readBlob(digest)).toEqual(data);
     });
 
+    ctx.test('concurrent writes of one blob all resolve, and it is whole', async () => {
+      const data = bytes(200_000, 8);
+      const digest = digestOf(data);
+      await Promise.all(Array.from({ length: 6 }, () => ctx.store.writeBlob(digest, data)));
+      expect((await ctx.store.readBlob(digest)).equals(data)).toBe(true);
+    });
+
     ctx.test('serves ranges: inclusive ends, first byte, last byte, a single byte, the whole blob', async () => {
       const data = bytes(4096);
       const digest = digestOf(data);

@@ -163,6 +163,16 @@ export function uploadTests(ctx: SuiteContext): void {
       expect(await ctx.store.readBlob(digest)).toEqual(data);
     });
 
+    ctx.test('two uploads of the same content commit at once: both resolve, the blob is whole', async () => {
+      const data = bytes(100_000, 9);
+      const digest = digestOf(data);
+      await ctx.upload(data);
+      await ctx.upload(data, OTHER_ID);
+      await Promise.all([ctx.store.commitUpload(REPO, UPLOAD_ID, digest), ctx.store.commitUpload(REPO, OTHER_ID, digest)]);
+      expect((await ctx.store.readBlob(digest)).equals(data)).toBe(true);
+      expect(await ctx.store.blobSize(digest)).toBe(100_000);
+    });
+
     ctx.test('commits the empty blob', async () => {
       await ctx.upload(Buffer.alloc(0));
       const empty = digestOf(Buffer.alloc(0));

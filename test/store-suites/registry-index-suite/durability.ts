@@ -59,6 +59,19 @@ export function durabilityTests(ctx: SuiteContext): void {
       expect(await index.unreferencedBlobs(before)).toEqual([]);
     });
 
+    ctx.test('concurrent pushes moving one tag leave it on one of them, with its reverse mapping right', async () => {
+      const digests = ['1', '2', '3', '4', '5', '6', '7', '8'].map(d);
+      const results = await Promise.all(digests.map((digest) => ctx.index.putManifest('r', manifest(digest), ['t', `own-${digest.slice(7, 8)}`])));
+      expect(results.every((result) => result.ok)).toBe(true);
+      const winner = await ctx.index.resolveTag('r', 't');
+      expect(digests).toContain(winner);
+      // Deleting every other manifest leaves the tag; deleting the one it names takes it.
+      for (const digest of digests) if (digest !== winner) expect(await ctx.index.deleteManifest('r', digest)).toBe(true);
+      expect(await ctx.index.resolveTag('r', 't')).toBe(winner);
+      await ctx.index.deleteManifest('r', winner!);
+      expect(await ctx.index.listTags('r')).toEqual([]);
+    });
+
     ctx.test('every write is readable once its promise resolves, concurrent ones included', async () => {
       const writes: Promise<void>[] = [];
       for (let i = 0; i < 20; i++) writes.push(ctx.index.linkBlob(`r${i}`, d('a'), 1));
