@@ -227,9 +227,11 @@ export class LmdbIndex implements RegistryIndex, CollectableIndex {
   private storeManifest(repo: string, record: ManifestRecord): void {
     this.ensureRepo(repo);
     const { digest } = record;
+    // A push of a manifest already held still dates it afresh: GC's untagged-manifest age
+    // counts from the last push, so an acknowledged push is never collected at once.
+    this.touchBlob(digest, record.size);
     if (this.manifests.get([repo, digest]) !== undefined) return;
     this.manifests.putSync([repo, digest], record);
-    this.touchBlob(digest, record.size);
     this.refs.putSync([digest, repo, 'revision', ''], true);
     for (const target of [...record.blobs, ...record.manifests]) this.refs.putSync([target, repo, 'manifest', digest], true);
     if (record.subject !== undefined) this.referrers.putSync([repo, record.subject, digest], true);
