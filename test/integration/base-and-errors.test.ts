@@ -133,7 +133,7 @@ describe('names, tags and digests follow the spec grammar', () => {
       headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       body: '{}',
     });
-    await expectError(put, 400, 'MANIFEST_INVALID');
+    await expectError(put, 400, 'TAG_INVALID');
     await expectError(await fetch(`${base}/v2/repo/manifests/${'t'.repeat(128)}`), 404, ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN']);
   });
 

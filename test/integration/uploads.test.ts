@@ -212,9 +212,9 @@ describe('chunked upload', () => {
     const again = await patch(location, content.subarray(0, 1000), 0);
     expect(again.status).toBe(416);
     if (!isDistribution) {
-      await expectError(gap, 416, 'BLOB_UPLOAD_INVALID');
-      await expectError(overlap, 416, 'BLOB_UPLOAD_INVALID');
-      await expectError(again, 416, 'BLOB_UPLOAD_INVALID');
+      await expectError(gap, 416, 'RANGE_INVALID');
+      await expectError(overlap, 416, 'RANGE_INVALID');
+      await expectError(again, 416, 'RANGE_INVALID');
     }
 
     const status = await fetch(location);
