@@ -4,7 +4,10 @@
 //   the origin form, its authority taking the place of Host (RFC 9112 3.2.2);
 // - a request with no Host, two Host lines or a Host that is no authority is 400 (3.2);
 // - a parse error in the bytes after a complete request (pipelining, keep-alive) fails the
-//   next request, not the one before it: the error goes out once the answers in flight have.
+//   next request, not the one before it: the error goes out once the answers in flight have;
+// - pipelined requests run one after the other unless all are safe (9.3.2): Node hands a
+//   connection's requests to the server as it parses them, so a GET after a blob POST would
+//   otherwise be looked up before the POST commits.
 
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -44,6 +47,42 @@ export function hostRefusal(request: IncomingMessage): ApiError | undefined {
     return errors.protocol(400, 'invalid Host header', { host }, { connection: 'close' });
   }
   return undefined;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+interface Exchange {
+  safe: boolean;
+  done: boolean;
+  /** Requests behind this one on the connection, waiting for its answer. */
+  waiting: (() => void)[];
+}
+
+const lastExchange = new WeakMap<object, Exchange>();
+
+/**
+ * Calls `next` once the requests before this one on its connection are answered, or at once
+ * when they and this one are all safe or there are none in progress. No promise per request:
+ * two listeners, and a callback queued only when one has to wait.
+ */
+export function afterPipelined(request: IncomingMessage, response: ServerResponse, next: () => void): void {
+  const socket = request.socket;
+  const before = lastExchange.get(socket);
+  const mine: Exchange = { safe: SAFE_METHODS.has(request.method ?? ''), done: false, waiting: [] };
+  const end = (): void => {
+    if (mine.done) return;
+    mine.done = true;
+    for (const resume of mine.waiting.splice(0)) resume();
+  };
+  response.once('finish', end).once('close', end);
+  lastExchange.set(socket, mine);
+  if (before && !before.done && !(before.safe && mine.safe)) {
+    // What comes after this one waits for the unsafe one too, so this one counts as unsafe.
+    mine.safe = false;
+    before.waiting.push(next);
+  } else {
+    next();
+  }
 }
 
 const malformedContentTypes = new WeakMap<IncomingMessage, string>();
