@@ -58,16 +58,16 @@ interface Exchange {
   waiting: (() => void)[];
 }
 
-const lastExchange = new WeakMap<object, Exchange>();
+/** Per connection, its requests not answered yet (almost always none or one). */
+const pendingExchanges = new WeakMap<object, Exchange[]>();
 
 /**
- * Calls `next` once the requests before this one on its connection are answered, or at once
- * when they and this one are all safe or there are none in progress. No promise per request:
- * two listeners, and a callback queued only when one has to wait.
+ * Calls `next` once the requests before this one on its connection that it must not overlap
+ * are answered: all of them for an unsafe request, the unsafe ones for a safe request. No
+ * promise per request: two listeners, and callbacks queued only when one has to wait.
  */
 export function afterPipelined(request: IncomingMessage, response: ServerResponse, next: () => void): void {
   const socket = request.socket;
-  const before = lastExchange.get(socket);
   const mine: Exchange = { safe: SAFE_METHODS.has(request.method ?? ''), done: false, waiting: [] };
   const end = (): void => {
     if (mine.done) return;
@@ -75,14 +75,12 @@ export function afterPipelined(request: IncomingMessage, response: ServerRespons
     for (const resume of mine.waiting.splice(0)) resume();
   };
   response.once('finish', end).once('close', end);
-  lastExchange.set(socket, mine);
-  if (before && !before.done && !(before.safe && mine.safe)) {
-    // What comes after this one waits for the unsafe one too, so this one counts as unsafe.
-    mine.safe = false;
-    before.waiting.push(next);
-  } else {
-    next();
-  }
+  const before = pendingExchanges.get(socket)?.filter((exchange) => !exchange.done) ?? [];
+  pendingExchanges.set(socket, [...before, mine]);
+  const blockers = before.filter((exchange) => !(exchange.safe && mine.safe));
+  if (blockers.length === 0) return next();
+  let left = blockers.length;
+  for (const blocker of blockers) blocker.waiting.push(() => void (--left === 0 && next()));
 }
 
 const malformedContentTypes = new WeakMap<IncomingMessage, string>();

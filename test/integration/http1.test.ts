@@ -122,6 +122,20 @@ describe.skipIf(isDistribution)('HTTP/1.1 over raw sockets', () => {
     expect(codeOf(responses[2])).toBe('MANIFEST_INVALID');
   });
 
+  it('pipelined reads after a write see the write, and a write after reads waits for all of them', async () => {
+    const blob = Buffer.from('second pipelined blob');
+    const get = `GET /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const del = `DELETE /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const { responses } = await exchange(
+      base,
+      `POST /v2/${repo}/blobs/uploads/?digest=${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${blob.length}\r\n\r\n${blob}` +
+        get + get + get + del + get,
+      6,
+    );
+    expect(responses.map((r) => r.status)).toEqual([201, 200, 200, 200, 202, 404]);
+    for (const read of responses.slice(1, 4)) expect(read.body).toBe(blob.toString());
+  });
+
   it('bytes after a complete PATCH body that are no request fail that next request, not the PATCH', async () => {
     const location = pathOf(await startUpload(base, repo));
     const { responses, closed } = await exchange(
