@@ -46,6 +46,8 @@ export interface RegistryOptions {
   adopt?: boolean;
   /** Garbage collection over config.gc, in milliseconds (tests run it every few ms with no grace). */
   gc?: Partial<GcSchedule>;
+  /** Accept sparse manifests (over config.manifests.sparse; default off). */
+  sparseManifests?: boolean;
 }
 
 export interface RunningRegistry {
@@ -101,9 +103,11 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
         durationSeconds: report.durationMs / 1000,
       }),
   );
-  const app = buildApp({ index, blobs, uploads }, { ...logging, monitoring, access, https, limits, gc });
+  const manifests = { sparse: options.sparseManifests ?? options.config?.manifests.sparse ?? false };
+  const app = buildApp({ index, blobs, uploads, manifests }, { ...logging, monitoring, access, https, limits, gc });
   // The loopback listener is a second app over the same store, so it behaves exactly alike.
-  const plain = https && options.config?.listenPlain ? buildApp({ index, blobs, uploads }, { ...logging, monitoring, access, limits, gc }) : undefined;
+  const plain =
+    https && options.config?.listenPlain ? buildApp({ index, blobs, uploads, manifests }, { ...logging, monitoring, access, limits, gc }) : undefined;
   app.log.info({ engine: pool.engineName, root: blobs.paths.root }, 'hash engine and storage root');
 
   let address: string;

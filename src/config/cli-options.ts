@@ -24,6 +24,7 @@ const FLAGS: { flag: string; property: string; key: string; help: string }[] = [
   { flag: '--token-service <name>', property: 'tokenService', key: 'auth.token.service', help: 'token service / audience (default stowage)' },
   { flag: '--token-key <file>', property: 'tokenKey', key: 'auth.token.key', help: 'PEM private key that signs tokens' },
   { flag: '--adopt', property: 'adopt', key: 'adopt', help: 'adopt the root as a Distribution storage root first, unless already adopted (README, "Adopting a Distribution root")' },
+  { flag: '--sparse-manifests', property: 'sparseManifests', key: 'manifests.sparse', help: 'accept manifests whose blobs or child manifests the repository lacks (README, "Sparse manifests")' },
   // Limits (README, "Configuration"); every one also has its STOWAGE_LIMITS_* variable.
   { flag: '--max-header-bytes <n>', property: 'maxHeaderBytes', key: 'limits.maxHeaderBytes', help: 'largest request head in bytes (default 16384)' },
   { flag: '--max-headers <n>', property: 'maxHeaders', key: 'limits.maxHeaders', help: 'most request headers (default 100)' },

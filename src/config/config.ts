@@ -51,6 +51,8 @@ export interface StowageConfig {
       key?: string;
       /** Lifetime of issued tokens, in seconds. */
       expiry: number;
+      /** Lifetime of refresh tokens (offline_token=true, access_type=offline), in seconds. */
+      refreshExpiry: number;
       /** External token servers whose tokens are accepted. */
       trusted: TrustedIssuer[];
     };
@@ -61,6 +63,8 @@ export interface StowageConfig {
   limits: LimitsConfig;
   /** Online garbage collection (src/gc/; README, "Garbage collection"). */
   gc: GcConfig;
+  /** What a manifest push must satisfy (see ManifestsConfig). */
+  manifests: ManifestsConfig;
   /**
    * Adopt the root as a CNCF Distribution storage root before serving (store/adopt.ts), unless
    * the index records a complete adoption already; safe to leave on.
@@ -115,6 +119,15 @@ export interface GcConfig {
   untaggedManifestAge?: number;
 }
 
+export interface ManifestsConfig {
+  /**
+   * Accept manifests whose blobs, and indexes whose child manifests, were not pushed to the
+   * repository (spec main's "sparse" manifests: a mirror of some platforms of an index that
+   * keeps its digest). Off, as in Distribution: such a push is refused with MANIFEST_BLOB_UNKNOWN.
+   */
+  sparse: boolean;
+}
+
 export const DEFAULTS: StowageConfig = {
   listen: '127.0.0.1:5000',
   root: './data',
@@ -122,10 +135,11 @@ export const DEFAULTS: StowageConfig = {
   auth: {
     mode: 'none',
     realm: 'stowage',
-    token: { service: 'stowage', issuer: 'stowage', expiry: 300, trusted: [] },
+    token: { service: 'stowage', issuer: 'stowage', expiry: 300, refreshExpiry: 7 * 86_400, trusted: [] },
   },
   limits: { ...DEFAULT_LIMITS },
   gc: { interval: 3600, grace: 3600, uploadsStaleAfter: 86_400 },
+  manifests: { sparse: false },
   adopt: false,
 };
 
@@ -198,6 +212,9 @@ export const SCHEMA: SchemaNode = {
             issuer: { type: 'string', check: notEmpty },
             key: { type: 'string', check: notEmpty, path: true },
             expiry: { type: 'integer', min: 60, max: 86_400 },
+            // docker keeps a refresh token in place of the password; past its lifetime the
+            // user logs in again.
+            refreshExpiry: { type: 'integer', min: 60, max: 365 * 86_400, doc: 'seconds' },
             trusted: {
               type: 'array',
               items: {
@@ -254,6 +271,12 @@ export const SCHEMA: SchemaNode = {
         grace: { type: 'integer', min: 0, max: 365 * 86_400, doc: 'seconds' },
         uploadsStaleAfter: { type: 'integer', min: 60, max: 365 * 86_400, doc: 'seconds' },
         untaggedManifestAge: { type: 'integer', min: 60, max: 10 * 365 * 86_400, doc: 'seconds' },
+      },
+    },
+    manifests: {
+      type: 'object',
+      properties: {
+        sparse: { type: 'boolean', doc: 'accept manifests whose blobs or children the repository lacks' },
       },
     },
     adopt: { type: 'boolean' },

@@ -89,7 +89,10 @@ export interface AppOptions
   gc?: GcRunner;
 }
 
-export function buildApp(ctx: Omit<RegistryContext, 'log' | 'limits'>, options: AppOptions): FastifyInstance {
+export function buildApp(
+  ctx: Omit<RegistryContext, 'log' | 'limits' | 'manifests'> & Partial<Pick<RegistryContext, 'manifests'>>,
+  options: AppOptions,
+): FastifyInstance {
   const limits = options.limits ?? resolveLimits();
   const app = Fastify({
     ...(options.https ? { https: { ...options.https, ...serverOptions(limits) } } : { http: serverOptions(limits) }),
@@ -115,7 +118,7 @@ export function buildApp(ctx: Omit<RegistryContext, 'log' | 'limits'>, options: 
     },
     clientErrorHandler: writeClientError,
   });
-  const context: RegistryContext = { ...ctx, limits, log: app.log };
+  const context: RegistryContext = { manifests: { sparse: false }, ...ctx, limits, log: app.log };
   // With a listener here Node leaves the answer to an unknown Expect to us (its own 417 has no body).
   app.server.on('checkExpectation', writeExpectationFailed);
 

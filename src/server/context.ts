@@ -12,4 +12,11 @@ export interface RegistryContext {
   /** The configured limits; routes read the manifest size and request timeout from it. */
   limits: Limits;
   log: FastifyBaseLogger;
+  /** What a manifest push must satisfy (config `manifests`); routes/manifests.ts passes it to the index. */
+  manifests: ManifestPolicy;
+}
+
+export interface ManifestPolicy {
+  /** Accept manifests whose blobs or child manifests the repository lacks (config `manifests.sparse`). */
+  sparse: boolean;
 }

@@ -90,4 +90,20 @@ export const errors = {
     }),
   /** Authenticated, but the policy does not allow the action. */
   denied: (detail?: unknown) => new ApiError('DENIED', detail),
+  /**
+   * A push by digest with more `tag` parameters than one request may create. The spec (main)
+   * names the status, 414, and no code: UNSUPPORTED, since the push is well-formed and fits
+   * within the limit when split into several requests.
+   */
+  tooManyTags: (count: number, limit: number) =>
+    new ApiError('UNSUPPORTED', { tags: count, limit, reason: `at most ${limit} tag parameters per request` }, {
+      status: 414,
+      message: 'too many tag parameters: push the remaining tags in further requests',
+    }),
+  /** `tag` parameters on a push by tag: the spec defines them for a push by digest only. */
+  tagParametersOnTagPush: (reference: string) =>
+    new ApiError('UNSUPPORTED', { reference, reason: 'tag parameters are accepted on a push by digest only' }, {
+      status: 400,
+      message: 'tag parameters require a push by digest',
+    }),
 };

@@ -38,6 +38,7 @@ import type {
   IndexTable,
   ManifestRecord,
   Page,
+  PutManifestOptions,
   PutManifestResult,
   Reference,
   RegistryIndex,
@@ -177,14 +178,16 @@ export class LmdbIndex implements RegistryIndex, CollectableIndex {
 
   // Manifests and tags.
 
-  putManifest(repo: string, record: ManifestRecord, tag?: string): Promise<PutManifestResult> {
+  putManifest(repo: string, record: ManifestRecord, tags: string | readonly string[] = [], options: PutManifestOptions = {}): Promise<PutManifestResult> {
     return this.env.transaction((): PutManifestResult => {
-      const missingBlobs = record.blobs.filter((d) => this.links.get([repo, d]) === undefined);
-      const missingManifests = record.manifests.filter((d) => this.manifests.get([repo, d]) === undefined);
-      if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
+      if (!options.sparse) {
+        const missingBlobs = record.blobs.filter((d) => this.links.get([repo, d]) === undefined);
+        const missingManifests = record.manifests.filter((d) => this.manifests.get([repo, d]) === undefined);
+        if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
+      }
       if (this.manifests.get([repo, record.digest]) === undefined) this.requireContent(record.digest, record.size);
       this.storeManifest(repo, record);
-      if (tag !== undefined) this.pointTag(repo, tag, record.digest);
+      for (const tag of typeof tags === 'string' ? [tags] : tags) this.pointTag(repo, tag, record.digest);
       return { ok: true };
     });
   }

@@ -69,6 +69,16 @@ export interface Page {
   last?: string;
 }
 
+export interface PutManifestOptions {
+  /**
+   * Accept a manifest whose blobs are not linked in the repository, or an index whose children
+   * the repository does not hold (config `manifests.sparse`: mirroring a subset of platforms).
+   * What is missing is recorded as referenced, as adoption does; pulls of it fail until it is
+   * pushed, and GC finds nothing to keep or remove for it.
+   */
+  sparse?: boolean;
+}
+
 export type PutManifestResult =
   | { ok: true }
   | { ok: false; missingBlobs: string[]; missingManifests: string[] };
@@ -113,13 +123,14 @@ export interface RegistryIndex {
 
   // Manifests and tags.
   /**
-   * Stores the manifest record and, with `tag`, points the tag at it (moving it if it pointed
-   * elsewhere). Inside the same transaction it checks that every `blobs` entry is linked in
-   * `repo` and every `manifests` entry is a manifest of `repo`; if any is missing nothing is
-   * written. Also records the manifest blob itself (digest, size) and the referrer entry
-   * under its subject, and the reverse references GC needs.
+   * Stores the manifest record and points each of `tags` (one tag, or a list: a push with tag
+   * parameters) at it, moving a tag that pointed elsewhere, all in one transaction. Inside it
+   * it checks that every `blobs` entry is linked in `repo` and every `manifests` entry is a
+   * manifest of `repo`; if any is missing nothing is written, unless `options.sparse` allows
+   * what is missing. Also records the manifest blob itself (digest, size) and the referrer
+   * entry under its subject, and the reverse references GC needs.
    */
-  putManifest(repo: string, record: ManifestRecord, tag?: string): Promise<PutManifestResult>;
+  putManifest(repo: string, record: ManifestRecord, tags?: string | readonly string[], options?: PutManifestOptions): Promise<PutManifestResult>;
   /**
    * An archive import made visible in one transaction: links every batch's blobs into its
    * repository, stores its manifests in order and points their tags. Each blob must have a

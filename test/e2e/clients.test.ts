@@ -9,7 +9,7 @@ const inCI = Boolean(process.env.CI) && process.env.CI !== 'false' && process.en
 const missing = clientsMissing('client check (test/e2e/clients.test.ts)', ALL_CLIENTS);
 
 describe('end-to-end clients', () => {
-  it.skipIf(!inCI && missing.length > 0)('has skopeo, podman, buildah and umoci installed (required in CI)', () => {
+  it.skipIf(!inCI && missing.length > 0)('has skopeo, podman, buildah, umoci, docker, dockerd, containerd and ctr installed (required in CI)', () => {
     expect(ALL_CLIENTS.filter((client) => !clientAvailable(client))).toEqual([]);
   });
 });

@@ -203,7 +203,7 @@ describe('races', () => {
     const repo = 'races/moves';
     const layer = randomBytes(2048);
     expect((await pushMonolithic(repo, layer)).status).toBe(201);
-    const images = [];
+    const images: Awaited<ReturnType<typeof makeImage>>[] = [];
     for (let i = 0; i < 4; i++) {
       const image = await makeImage(repo, layer);
       expect((await putManifest(repo, image.digest, image.bytes)).status).toBe(201);

@@ -21,9 +21,9 @@ export interface TarEntry extends Partial<Omit<Header, 'name'>> {
 export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
   const archive = pack();
   const chunks: Buffer[] = [];
-  archive.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const ended = new Promise((resolve, reject) => {
-    archive.on('end', resolve);
+  archive.on('data', (chunk) => chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve, reject) => {
+    archive.on('end', () => resolve());
     archive.on('error', reject);
   });
   for (const { data, ...header } of entries) {

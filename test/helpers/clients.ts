@@ -1,21 +1,46 @@
-// Runs the real container clients (skopeo, podman, buildah, umoci) for the end-to-end tests.
+// Runs the real container clients (skopeo, podman, buildah, umoci, docker, containerd's ctr)
+// for the end-to-end tests.
 // A missing client must never make a suite pass quietly: `clientsMissing` prints a banner
 // naming what is absent, and callers skip with `describe.skipIf` so the report shows skips.
 
 import { execFile, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-export type Client = 'skopeo' | 'podman' | 'buildah' | 'umoci';
-export const ALL_CLIENTS: readonly Client[] = ['skopeo', 'podman', 'buildah', 'umoci'];
+export type Client = 'skopeo' | 'podman' | 'buildah' | 'umoci' | 'docker' | 'dockerd' | 'containerd' | 'ctr';
+export const ALL_CLIENTS: readonly Client[] = ['skopeo', 'podman', 'buildah', 'umoci', 'docker', 'dockerd', 'containerd', 'ctr'];
+
+/** The Debian package that brings each client, for the banner. */
+const PACKAGE: Record<Client, string> = {
+  skopeo: 'skopeo',
+  podman: 'podman',
+  buildah: 'buildah',
+  umoci: 'umoci',
+  docker: 'docker.io',
+  dockerd: 'docker.io',
+  containerd: 'containerd',
+  ctr: 'containerd',
+};
+
+/**
+ * The docker CLI the tests run: Debian's (docker.io, what CI installs, the same release as
+ * its dockerd) when present, even if a newer CLI comes first on PATH, so a machine with a
+ * hand-installed CLI runs what CI runs.
+ */
+export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+
+export function clientCommand(client: Client): string {
+  return client === 'docker' ? DOCKER_CLI : client;
+}
 
 const availability = new Map<Client, boolean>();
 
 export function clientAvailable(client: Client): boolean {
   let known = availability.get(client);
   if (known === undefined) {
-    const probe = spawnSync(client, ['--version'], { stdio: 'ignore', timeout: 10_000 });
+    const probe = spawnSync(clientCommand(client), ['--version'], { stdio: 'ignore', timeout: 10_000 });
     known = probe.error === undefined && probe.status === 0;
     availability.set(client, known);
   }
@@ -32,7 +57,7 @@ export function clientsMissing(suite: string, needed: readonly Client[]): Client
         line,
         `!! E2E SKIPPED: ${suite}`,
         `!! missing client binaries: ${missing.join(', ')}`,
-        '!! install them (Debian: apt-get install skopeo podman buildah umoci) to run these tests',
+        `!! install them (Debian: apt-get install ${[...new Set(missing.map((client) => PACKAGE[client]))].join(' ')}) to run these tests`,
         line,
       ].join('\n'),
     );
@@ -58,10 +83,10 @@ export class ClientError extends Error {
 export function run(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       command,
       args,
       {
@@ -82,6 +107,8 @@ export function run(
         resolve({ stdout, stderr });
       },
     );
+    // e.g. a password for --password-stdin, which keeps it off the command line.
+    child.stdin?.end(options.input);
   });
 }
 

@@ -24,12 +24,14 @@ export interface TestRegistryOptions {
   keepRoot?: boolean;
   /** Stowage only: limits over the defaults (src/server/limits.ts), e.g. short timeouts. */
   limits?: Partial<import('../../src/server/limits.js').Limits>;
+  /** Stowage only: accept sparse manifests (config manifests.sparse). */
+  sparseManifests?: boolean;
 }
 
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? (await mkdtemp(path.join(os.tmpdir(), 'stowage-test-')));
   const running =
-    process.env.STOWAGE_TEST_TARGET === 'distribution' ? await startDistribution(root) : await startStowage(root, options.limits);
+    process.env.STOWAGE_TEST_TARGET === 'distribution' ? await startDistribution(root) : await startStowage(root, options);
   const host = new URL(running.url).host;
   return {
     url: running.url,
@@ -42,9 +44,10 @@ export async function startTestRegistry(options: TestRegistryOptions = {}): Prom
   };
 }
 
-async function startStowage(root: string, limits?: TestRegistryOptions['limits']): Promise<{ url: string; close(): Promise<void> }> {
+async function startStowage(root: string, options: TestRegistryOptions): Promise<{ url: string; close(): Promise<void> }> {
   const { startRegistry } = await import('../../src/registry.js');
-  const registry = await startRegistry({ root, host: '127.0.0.1', port: 0, logLevel: 'warn', limits });
+  const { limits, sparseManifests } = options;
+  const registry = await startRegistry({ root, host: '127.0.0.1', port: 0, logLevel: 'warn', limits, sparseManifests });
   return { url: registry.url, close: () => registry.close() };
 }
 

@@ -200,7 +200,7 @@ describe('fsck finds and repairs each kind of damage', () => {
     await expectFoundAndRepaired(f.root, ['blob-missing', 'manifest-bytes-missing', 'tag-dangling']);
     await withRegistry(f.root, async (registry) => {
       await expectError(await fetch(`${registry.url}/v2/${REPO}/manifests/multi`), 404, 'MANIFEST_UNKNOWN');
-      const referrers = await (await fetch(`${registry.url}/v2/${REPO}/referrers/${f.image.manifest.digest}`)).json();
+      const referrers = (await (await fetch(`${registry.url}/v2/${REPO}/referrers/${f.image.manifest.digest}`)).json()) as { manifests: { digest: string }[] };
       expect(referrers.manifests).toEqual([]);
       expect((await fetch(`${registry.url}/v2/${REPO}/manifests/v1`)).status).toBe(200);
     });
@@ -238,7 +238,7 @@ describe('fsck finds and repairs each kind of damage', () => {
     ]);
     await expectFoundAndRepaired(f.root, ['referrer-missing', 'referrer-stale']);
     await withRegistry(f.root, async (registry) => {
-      const referrers = await (await fetch(`${registry.url}/v2/${REPO}/referrers/${f.image.manifest.digest}`)).json();
+      const referrers = (await (await fetch(`${registry.url}/v2/${REPO}/referrers/${f.image.manifest.digest}`)).json()) as { manifests: { digest: string }[] };
       expect(referrers.manifests.map((m: { digest: string }) => m.digest)).toEqual([f.artifact.digest]);
     });
   });
@@ -286,7 +286,7 @@ describe('fsck finds and repairs each kind of damage', () => {
     ]);
     await expectFoundAndRepaired(f.root, ['repo-missing', 'entry-invalid']);
     await withRegistry(f.root, async (registry) => {
-      expect((await (await fetch(`${registry.url}/v2/${REPO}/tags/list`)).json()).tags).toEqual(['multi', 'v1']);
+      expect(((await (await fetch(`${registry.url}/v2/${REPO}/tags/list`)).json()) as { tags: string[] }).tags).toEqual(['multi', 'v1']);
     });
   });
 

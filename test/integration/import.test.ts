@@ -341,7 +341,7 @@ describe('streaming', () => {
       await new Promise<void>((resolve, reject) => archive.entry({ name: `${hexOf(sha256(config))}.json` }, config, (e) => (e ? reject(e) : resolve())));
       const entry = archive.entry({ name: 'big/layer.tar', size: LAYER });
       for (const chunk of layerChunks()) {
-        if (!entry.write(chunk)) await new Promise((r) => entry.once('drain', r));
+        if (!entry.write(chunk)) await new Promise<void>((r) => entry.once('drain', () => r()));
       }
       await new Promise<void>((resolve, reject) => entry.end((e?: Error | null) => (e ? reject(e) : resolve())));
       const manifest = [{ Config: `${hexOf(sha256(config))}.json`, RepoTags: ['big/layer:v1'], Layers: ['big/layer.tar'] }];
@@ -361,8 +361,8 @@ describe('streaming', () => {
           res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
         });
         request.on('error', reject);
-        archive.on('data', (chunk: Buffer) => {
-          if (!request.write(chunk)) {
+        archive.on('data', (chunk) => {
+          if (!request.write(chunk as Buffer)) {
             archive.pause();
             request.once('drain', () => archive.resume());
           }

@@ -39,6 +39,8 @@ describe('configuration layers', () => {
     expect(fromEnv.auth.realm).toBe('from-file');
     expect(fromEnv.auth.token.expiry).toBe(600);
     expect(fromEnv.auth.token.issuer).toBe('stowage'); // the default survives a partial section
+    expect(fromEnv.auth.token.refreshExpiry).toBe(7 * 86_400);
+    expect(resolveConfig({ env: { STOWAGE_AUTH_TOKEN_REFRESH_EXPIRY: '3600' } }).auth.token.refreshExpiry).toBe(3600);
 
     const fromFlags = resolveConfig({ ...layers, flags: { listen: { value: '127.0.0.1:7002', flag: '--listen' } } });
     expect(fromFlags.listen).toBe('127.0.0.1:7002');
@@ -93,6 +95,16 @@ describe('configuration layers', () => {
     expect(() => resolveConfig({ env: { STOWAGE_GC_UPLOADS_STALE_AFTER: 'soon' } })).toThrow(/gc\.uploadsStaleAfter.*STOWAGE_GC_UPLOADS_STALE_AFTER/);
   });
 
+  it('reads manifests.sparse (off by default) from the file, STOWAGE_MANIFESTS_SPARSE and --sparse-manifests', () => {
+    expect(resolveConfig({}).manifests).toEqual({ sparse: false });
+    expect(resolveConfig({ file: file({ manifests: { sparse: true } }) }).manifests.sparse).toBe(true);
+    expect(resolveConfig({ env: { STOWAGE_MANIFESTS_SPARSE: 'true' } }).manifests.sparse).toBe(true);
+    expect(resolveConfig({ file: file({ manifests: { sparse: true } }), env: { STOWAGE_MANIFESTS_SPARSE: 'off' } }).manifests.sparse).toBe(false);
+    expect(resolveConfig({ flags: { 'manifests.sparse': { value: true, flag: '--sparse-manifests' } } }).manifests.sparse).toBe(true);
+    expect(() => resolveConfig({ env: { STOWAGE_MANIFESTS_SPARSE: 'maybe' } })).toThrow(/manifests\.sparse: expected true or false.*STOWAGE_MANIFESTS_SPARSE/);
+    expect(() => resolveConfig({ file: file({ manifests: { spares: true } }) })).toThrow(/manifests\.spares: unknown key/);
+  });
+
   it('reads limits from the file, the environment and flags over their defaults', () => {
     const config = resolveConfig({
       file: file({ limits: { maxManifestBytes: 8 * 1024 * 1024, idleTimeout: 30 } }),
@@ -134,6 +146,8 @@ describe('configuration errors name the key', () => {
     { name: 'wrong type in file', layers: { file: file({ auth: { token: { expiry: 'soon' } } }) }, key: 'auth.token.expiry', source: 'stowage.yml', says: /integer/ },
     { name: 'wrong type from env', layers: { env: { STOWAGE_AUTH_TOKEN_EXPIRY: 'soon' } }, key: 'auth.token.expiry', source: 'STOWAGE_AUTH_TOKEN_EXPIRY', says: /integer/ },
     { name: 'too short expiry', layers: { env: { STOWAGE_AUTH_TOKEN_EXPIRY: '10' } }, key: 'auth.token.expiry', says: /at least 60/ },
+    { name: 'too short refresh expiry', layers: { env: { STOWAGE_AUTH_TOKEN_REFRESH_EXPIRY: '5' } }, key: 'auth.token.refreshExpiry', source: 'STOWAGE_AUTH_TOKEN_REFRESH_EXPIRY', says: /at least 60/ },
+    { name: 'too long refresh expiry', layers: { file: file({ auth: { token: { refreshExpiry: 400 * 86_400 } } }) }, key: 'auth.token.refreshExpiry', source: 'stowage.yml', says: /at most 31536000/ },
     { name: 'bad listen from a flag', layers: { flags: { listen: { value: 'nowhere', flag: '--listen' } } }, key: 'listen', source: '--listen', says: /HOST:PORT/ },
     { name: 'bad enum', layers: { env: { STOWAGE_AUTH_MODE: 'kerberos' } }, key: 'auth.mode', source: 'STOWAGE_AUTH_MODE', says: /none, basic, token/ },
     { name: 'bad log level', layers: { file: file({ log: { level: 'loud' } }) }, key: 'log.level', says: /one of/ },

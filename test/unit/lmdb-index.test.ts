@@ -140,6 +140,28 @@ describe('manifests and tags', () => {
     ]);
   });
 
+  it('points every tag of a list at the manifest in its transaction, and none when it is refused', async () => {
+    await index.putManifest('r', manifest(d('1')), 'b');
+    expect(await index.putManifest('r', manifest(d('2')), ['a', 'b', 'c'])).toEqual({ ok: true });
+    expect(['a', 'b', 'c'].map((tag) => index.resolveTag('r', tag))).toEqual([d('2'), d('2'), d('2')]);
+    // 'b' moved: deleting its old manifest leaves it alone.
+    expect(await index.deleteManifest('r', d('1'))).toBe(true);
+    expect(index.listTags('r')).toEqual(['a', 'b', 'c']);
+    expect(await index.putManifest('r', manifest(d('3'), { blobs: [d('9')] }), ['a', 'x'])).toMatchObject({ ok: false });
+    expect(index.resolveTag('r', 'a')).toBe(d('2'));
+    expect(index.resolveTag('r', 'x')).toBeUndefined();
+  });
+
+  it('with sparse, stores a manifest whose blobs and children are missing, with the references GC reads', async () => {
+    const record = manifest(d('m'), { blobs: [d('c')], manifests: [d('9')] });
+    expect(await index.putManifest('r', record, 'v1', { sparse: true })).toEqual({ ok: true });
+    expect(index.getManifest('r', d('m'))).toEqual(record);
+    expect(index.resolveTag('r', 'v1')).toBe(d('m'));
+    expect(index.getLinkedBlob('r', d('c'))).toBeUndefined();
+    expect(index.getBlob(d('c'))).toBeUndefined();
+    expect(index.referencesTo(d('9'))).toEqual([{ repo: 'r', kind: 'manifest', from: d('m') }]);
+  });
+
   it('moves a tag and keeps the reverse mapping right', async () => {
     await index.putManifest('r', manifest(d('1')), 'latest');
     await index.putManifest('r', manifest(d('2')), 'latest');

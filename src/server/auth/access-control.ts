@@ -18,10 +18,11 @@ import { HtpasswdUsers } from './htpasswd.js';
 import { loadSigningKey, loadVerificationKey } from './keys.js';
 import { AccessPolicy, type Subject } from './policy.js';
 import { challengeScope, requirementDetail, requirementFor, type Requirement } from './requirements.js';
-import { formatScope, parseScopeList, type ResourceScope } from './scope.js';
+import { RefreshTokens } from './refresh-tokens.js';
+import { registerTokenEndpoint, TOKEN_PATH } from './token-endpoint.js';
 import { TokenIssuer, TokenRejected, TokenVerifier, type TrustedKey, type VerifiedToken } from './tokens.js';
 
-export const TOKEN_PATH = '/auth/token';
+export { TOKEN_PATH };
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -32,6 +33,7 @@ export class AccessControl {
     private readonly users: HtpasswdUsers | undefined,
     private readonly issuer: TokenIssuer | undefined,
     private readonly verifier: TokenVerifier | undefined,
+    private readonly refreshTokens?: RefreshTokens,
   ) {}
 
   /** Undefined when auth.mode is none: the registry stays open and no hook is installed. */
@@ -44,6 +46,7 @@ export class AccessControl {
 
     const signing = await loadSigningKey(auth.token.key, defaultKeyFile);
     const issuer = new TokenIssuer(signing, auth.token.issuer, auth.token.service, auth.token.expiry);
+    const refreshTokens = new RefreshTokens(signing, auth.token.issuer, auth.token.service, auth.token.refreshExpiry);
     const keys: TrustedKey[] = [
       { issuer: auth.token.issuer, publicKey: signing.publicKey, algorithms: [signing.algorithm], builtin: true },
     ];
@@ -51,7 +54,7 @@ export class AccessControl {
       const { publicKey, algorithms } = await loadVerificationKey(trusted.key, `auth.token.trusted[${i}].key`);
       keys.push({ issuer: trusted.issuer, publicKey, algorithms, builtin: false });
     }
-    return new AccessControl(auth, policy, users, issuer, new TokenVerifier(keys, auth.token.service));
+    return new AccessControl(auth, policy, users, issuer, new TokenVerifier(keys, auth.token.service), refreshTokens);
   }
 
   get mode(): 'basic' | 'token' {
@@ -60,7 +63,16 @@ export class AccessControl {
 
   install(app: FastifyInstance): void {
     app.addHook('onRequest', async (request, reply) => this.check(request, reply));
-    if (this.issuer) app.get(TOKEN_PATH, (request, reply) => this.issueToken(request, reply));
+    if (this.issuer && this.refreshTokens) {
+      registerTokenEndpoint(app, {
+        auth: this.config,
+        policy: this.policy,
+        users: this.users,
+        issuer: this.issuer,
+        refreshTokens: this.refreshTokens,
+        basicSubject: (request, refuse) => this.basicSubject(request, refuse),
+      });
+    }
   }
 
   /**
@@ -182,47 +194,6 @@ export class AccessControl {
     request.query = rest;
     request.log.info({ from }, 'mount refused: no pull access to the source; starting an upload instead');
   }
-
-  // ---- the token endpoint ----
-
-  private async issueToken(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const query = request.query as Query;
-    const service = single(query.service);
-    if (service !== undefined && service !== this.config.token.service) {
-      throw new ApiError('UNSUPPORTED', { service }, { status: 400, message: 'unknown service' });
-    }
-    const challenge = `Basic realm="${this.config.realm}"`;
-    const subject = await this.basicSubject(request, () => errors.unauthorized(challenge));
-    let requested: ResourceScope[];
-    try {
-      requested = all(query.scope).flatMap(parseScopeList);
-    } catch (error) {
-      throw new ApiError('UNSUPPORTED', { scope: query.scope }, { status: 400, message: (error as Error).message });
-    }
-    const granted = this.grant(subject, requested);
-    const issued = await this.issuer!.issue(subject ?? '', granted);
-    request.log.info({ user: subject ?? '', granted: granted.map(formatScope) }, 'token issued');
-    return reply.code(200).header('cache-control', 'no-store').header('content-type', 'application/json').send(JSON.stringify(issued));
-  }
-
-  /** The requested scopes cut down to what the policy gives the subject; never an error. */
-  private grant(subject: Subject, requested: ResourceScope[]): ResourceScope[] {
-    const byResource = new Map<string, ResourceScope>();
-    for (const scope of requested) {
-      let actions: string[] = [];
-      if (scope.type === 'repository' && isRepositoryName(scope.name)) {
-        const allowed = this.policy.actionsOn(subject, scope.name);
-        actions = scope.actions.includes('*') ? allowed : allowed.filter((a) => scope.actions.includes(a));
-      } else if (scope.type === 'registry' && scope.name === 'catalog' && scope.actions.includes('*')) {
-        actions = this.policy.mayListCatalog(subject) ? ['*'] : [];
-      }
-      if (actions.length === 0) continue;
-      const key = `${scope.type}:${scope.name}`;
-      const existing = byResource.get(key);
-      byResource.set(key, { type: scope.type, name: scope.name, actions: [...new Set([...(existing?.actions ?? []), ...actions])] });
-    }
-    return [...byResource.values()];
-  }
 }
 
 function tokenAllows(token: VerifiedToken, requirement: Requirement): boolean {
@@ -241,12 +212,4 @@ export function parseBasic(header: string): { user: string; password: string } |
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function all(value: string | string[] | undefined): string[] {
-  return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }

@@ -48,6 +48,18 @@ export class HtpasswdUsers {
     return this.users.has(user);
   }
 
+  /**
+   * A short digest of the user's entry, undefined when the user is gone. Refresh tokens
+   * carry it, so a new password (a new entry) ends them. A digest of a salted bcrypt hash
+   * tells nothing about the password.
+   */
+  entryTag(user: string): string | undefined {
+    this.reloadIfChanged();
+    const hash = this.users.get(user);
+    if (hash === undefined) return undefined;
+    return createHash('sha256').update(`${user}\0${hash}`).digest('base64url').slice(0, 22);
+  }
+
   private reloadIfChanged(): void {
     if (Date.now() - this.checkedAt < RECHECK_FILE_MS) return;
     try {

@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { SignJWT, decodeJwt, jwtVerify } from 'jose';
 import type { ResourceScope } from './scope.js';
 import type { SigningKey } from './keys.js';
+import { REFRESH_TOKEN_TYP } from './refresh-tokens.js';
 
 /** Tolerated clock difference between a token server and the registry. */
 const CLOCK_TOLERANCE_S = 10;
@@ -82,13 +83,16 @@ export class TokenVerifier {
     let lastError: unknown;
     for (const key of candidates) {
       try {
-        const { payload } = await jwtVerify(token, key.publicKey, {
+        const { payload, protectedHeader } = await jwtVerify(token, key.publicKey, {
           issuer: key.issuer,
           audience: this.audience,
           algorithms: key.algorithms,
           clockTolerance: CLOCK_TOLERANCE_S,
           requiredClaims: ['exp'],
         });
+        // A refresh token only buys access tokens at the token endpoint; shown here it
+        // would otherwise pass for a token without access, enough for /v2/ itself.
+        if (protectedHeader.typ === REFRESH_TOKEN_TYP) throw new TokenRejected('a refresh token is not an access token');
         return {
           issuer: key.issuer,
           builtin: key.builtin,

@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
-import { ContentMissingError, manifestRecordOf, type ManifestRecord, type PutManifestResult } from '../../store/registry-index.js';
+import { isTag } from '../../oci/names.js';
+import {
+  ContentMissingError,
+  manifestRecordOf,
+  type ManifestRecord,
+  type PutManifestOptions,
+  type PutManifestResult,
+} from '../../store/registry-index.js';
 import { readBodyLimited } from '../body.js';
 import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
@@ -45,6 +52,7 @@ export async function putManifest(
   name: string,
   reference: ManifestReference,
 ): Promise<void> {
+  const tagParams = tagParameters(request, reference);
   const body = await readBodyLimited(request.raw, ctx.limits.maxManifestBytes, ctx.limits.requestTimeout * 1000);
   const algorithm = reference.digest?.algorithm ?? 'sha256';
   const digest = `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
@@ -59,12 +67,18 @@ export async function putManifest(
     throw error;
   }
   const record = manifestRecordOf(digest, body, parsed);
+  const options: PutManifestOptions = { sparse: ctx.manifests.sparse };
   // Checked here to refuse early without writing; the index checks again inside its transaction.
-  refuseMissing(
-    parsed.blobs.filter((d) => !ctx.index.getLinkedBlob(name, d)),
-    parsed.manifests.filter((d) => !ctx.index.getManifest(name, d)),
-  );
-  const result = await storeManifest(ctx, name, record, body, reference.tag);
+  if (!options.sparse) {
+    refuseMissing(
+      parsed.blobs.filter((d) => !ctx.index.getLinkedBlob(name, d)),
+      parsed.manifests.filter((d) => !ctx.index.getManifest(name, d)),
+    );
+  }
+  // The tags point at the digest the client named, so a manifest pushed by sha512 with tag
+  // parameters resolves by tag to its sha512 digest (a push by tag uses sha256, the canonical).
+  const tags = reference.tag === undefined ? tagParams : [reference.tag];
+  const result = await storeManifest(ctx, name, record, body, tags, options);
   if (!result.ok) refuseMissing(result.missingBlobs, result.missingManifests);
   reply.code(201).headers({
     location: `/v2/${name}/manifests/${digest}`,
@@ -72,7 +86,29 @@ export async function putManifest(
     'content-length': 0,
   });
   if (parsed.subject) reply.header('oci-subject', parsed.subject);
+  // One OCI-Tag field per tag created, as spec main asks of a push with tag parameters.
+  if (tagParams.length > 0) reply.header('oci-tag', tagParams);
   return reply.send();
+}
+
+/** Tags one push by digest may create; spec main asks for at least 10, and allows 414 past a limit. */
+export const MAX_TAG_PARAMETERS = 100;
+
+/**
+ * The `tag` query parameters of a manifest PUT, each checked against the tag grammar (and
+ * refused as a tag in the path is), duplicates dropped. Checked before the body is read.
+ */
+function tagParameters(request: FastifyRequest, reference: ManifestReference): string[] {
+  const raw = (request.query as Record<string, string | string[] | undefined>).tag;
+  if (raw === undefined) return [];
+  const values = typeof raw === 'string' ? [raw] : raw;
+  if (reference.tag !== undefined) throw errors.tagParametersOnTagPush(reference.tag);
+  const tags = [...new Set(values)];
+  if (tags.length > MAX_TAG_PARAMETERS) throw errors.tooManyTags(tags.length, MAX_TAG_PARAMETERS);
+  for (const tag of tags) {
+    if (!isTag(tag)) throw new ApiError('MANIFEST_INVALID', { tag, reason: 'invalid tag' });
+  }
+  return tags;
 }
 
 export async function deleteManifest(
@@ -127,12 +163,13 @@ async function storeManifest(
   name: string,
   record: ManifestRecord,
   body: Buffer,
-  tag: string | undefined,
+  tags: readonly string[],
+  options: PutManifestOptions,
 ): Promise<PutManifestResult> {
   for (let attempt = 1; ; attempt++) {
     await ctx.blobs.writeBlob(record.digest, body);
     try {
-      return await ctx.index.putManifest(name, record, tag);
+      return await ctx.index.putManifest(name, record, tags, options);
     } catch (error) {
       if (!(error instanceof ContentMissingError) || attempt >= 5) throw error;
     }
