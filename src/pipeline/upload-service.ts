@@ -1,7 +1,7 @@
-// Upload sessions: start, append, report, complete, cancel. A session's durable point (an
-// offset whose data and hash state are both on disk) is the only state that matters: a
-// session seen for the first time after a restart is recovered from disk without reading
-// its data, and a failed request rolls back to it.
+// Upload sessions: start, append, report, complete, cancel. A session's durable point (an offset
+// whose data and hash state are both on disk) is the only state that matters: a session seen
+// first after a restart is recovered from disk without reading its data, and a failed request
+// rolls back to it.
 
 import { randomUUID } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../oci/digest.js';
@@ -9,89 +9,38 @@ import type { BlobStore } from '../store/blob-store.js';
 import { ContentMissingError, type RegistryIndex } from '../store/registry-index.js';
 import type { HashPool } from './hash-pool.js';
 import { initialHashState, isValidHashState } from './hash-state.js';
+import { SessionCount } from './session-count.js';
+import { SessionLock, SESSION_WAIT_MS } from './session-lock.js';
 import { UploadError } from './upload-errors.js';
+import type { ActiveUpload, AppendRequest, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
 import { appendBody, type HashedOffset } from './upload-writer.js';
 
-export interface UploadStatus {
-  id: string;
-  repo: string;
-  /** Bytes received and durable so far. */
-  offset: number;
-}
-
-export interface ChunkRange {
-  start: number;
-  /** Inclusive. */
-  end: number;
-}
-
-export interface AppendRequest {
-  body: AsyncIterable<Uint8Array>;
-  /** The chunk's position as declared by Content-Range, if any. */
-  range?: ChunkRange;
-  /** Content-Length, if any. */
-  length?: number;
-}
-
-interface ActiveUpload {
-  id: string;
-  repo: string;
-  algorithm: DigestAlgorithm;
-  durable: HashedOffset;
-  busy: boolean;
-  /** Milliseconds since the epoch; the session's lifetime counts from here. */
-  startedAt: number;
-}
-
-export interface CommittedBlob {
-  digest: string;
-  size: number;
-}
-
-/** Observers of the upload path (metrics); each is called once per request, never per chunk. */
-export interface UploadHooks {
-  /** Bytes a request added to a session, counted once they are durable. */
-  bytesReceived?(bytes: number): void;
-}
-
-/** How many sessions may be open at once and for how long (config limits.maxUploads, uploadLifetime). */
-export interface UploadLimits {
-  maxSessions?: number;
-  lifetimeMs?: number;
-}
-
-/** What a refused client is told to wait (Retry-After, seconds): long enough for a few uploads to finish. */
-export const RETRY_AFTER_SECONDS = 5;
+export type { AppendRequest, ChunkRange, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
+export { RETRY_AFTER_SECONDS } from './session-count.js';
 
 export class UploadService {
   private readonly active = new Map<string, Promise<ActiveUpload | undefined>>();
-  /**
-   * Sessions in the index, counted from it at the first start() and kept by this service
-   * since, so that start() need not scan the index. It can only run high (a session removed
-   * behind this service's back, by GC), so it is recounted before it refuses anyone.
-   */
-  private sessions: number | undefined;
-  /** Starts counted in `sessions` whose session is not in the index yet. */
-  private starting = 0;
-
+  private readonly count: SessionCount;
   constructor(
     private readonly index: RegistryIndex,
     private readonly blobs: BlobStore,
     private readonly pool: HashPool,
     private readonly hooks: UploadHooks = {},
     private readonly limits: UploadLimits = {},
-  ) {}
+  ) {
+    this.count = new SessionCount(limits.maxSessions, () => index.listUploads().length, () => this.expireOld());
+  }
 
   async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
     // Counted before the session exists, so concurrent starts cannot all pass the check.
-    await this.reserveSession();
+    await this.count.reserve();
     try {
       return await this.open(repo, algorithm);
     } catch (error) {
-      this.sessionEnded();
+      this.count.ended();
       throw error;
     } finally {
-      this.starting--;
+      this.count.started();
     }
   }
 
@@ -114,15 +63,23 @@ export class UploadService {
       repo,
       algorithm,
       durable: { offset: 0, state: initialHashState(algorithm) },
-      busy: false,
+      lock: new SessionLock(),
       startedAt,
     };
     this.active.set(id, Promise.resolve(upload));
     return { id, repo, offset: 0 };
   }
 
+  /**
+   * The durable offset; during a live request, its progress. A failed request still rolling
+   * back is waited for, so the offset reported is the one a retry resumes at.
+   */
   async status(repo: string, id: string): Promise<UploadStatus> {
-    const upload = await this.find(repo, id);
+    let upload = await this.find(repo, id);
+    if (upload.settling) {
+      await upload.settling;
+      upload = await this.find(repo, id);
+    }
     return { id, repo, offset: upload.durable.offset };
   }
 
@@ -144,7 +101,7 @@ export class UploadService {
         // The session stays as the client last saw it: a last chunk sent with this failing
         // request is taken out again, so the offset is the bytes acknowledged and a retry
         // with the right digest (and the chunk) commits.
-        if (upload.durable.offset !== before.offset) await this.restore(upload, before);
+        if (upload.durable.offset !== before.offset) await this.settle(upload, () => this.restore(upload, before));
         throw new UploadError('digest', 'content does not match the digest', {
           expected: digest.value,
           actual: `${digest.algorithm}:${actual}`,
@@ -152,7 +109,7 @@ export class UploadService {
       }
       await this.placeAndRecord(repo, id, digest.value, () => this.index.commitUpload(id, repo, digest.value, size));
       this.active.delete(id);
-      this.sessionEnded();
+      this.count.ended();
       // The blob is committed: failing the request now would tell the client otherwise. A
       // directory left behind belongs to no session and is garbage for GC.
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
@@ -177,7 +134,7 @@ export class UploadService {
       }
       await this.placeAndRecord(repo, id, digest, () => this.index.commitUploadUnlinked(id, digest, size));
       this.active.delete(id);
-      this.sessionEnded();
+      this.count.ended();
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
       return { digest, size };
     });
@@ -206,7 +163,7 @@ export class UploadService {
   private async discard(upload: ActiveUpload): Promise<void> {
     await this.index.deleteUpload(upload.id);
     this.active.delete(upload.id);
-    this.sessionEnded();
+    this.count.ended();
     // The session is gone once the index says so; a directory left behind is garbage for GC.
     await this.blobs.removeUpload(upload.repo, upload.id).catch(() => undefined);
   }
@@ -254,13 +211,25 @@ export class UploadService {
         },
       });
     } catch (error) {
-      await data.close().catch(() => undefined);
-      await this.rollBack(upload);
+      await this.settle(upload, async () => {
+        await data.close().catch(() => undefined);
+        await this.rollBack(upload);
+      });
       throw error;
     }
     // Close first: an observer that throws must not leave the data file open.
     await data.close();
     this.hooks.bytesReceived?.(upload.durable.offset - startOffset);
+  }
+
+  /** Runs a rollback (which never throws) with `settling` set, for status() to wait on. */
+  private async settle(upload: ActiveUpload, rollback: () => Promise<void>): Promise<void> {
+    upload.settling = rollback();
+    try {
+      await upload.settling;
+    } finally {
+      upload.settling = undefined;
+    }
   }
 
   /**
@@ -293,14 +262,37 @@ export class UploadService {
     return this.pool.digest(algorithm, state);
   }
 
-  private async exclusive<T>(repo: string, id: string, work: (upload: ActiveUpload) => Promise<T>): Promise<T> {
-    const upload = await this.find(repo, id);
-    if (upload.busy) throw new UploadError('busy', 'another request is writing to this upload', { uuid: id });
-    upload.busy = true;
-    try {
-      return await work(upload);
-    } finally {
-      upload.busy = false;
+  /**
+   * Runs `work` holding the session. A session another request holds is waited for (bounded;
+   * `wait: false` refuses at once): the holder is most often a request whose client went
+   * away and whose rollback the client's retry must not be refused for.
+   */
+  private async exclusive<T>(
+    repo: string,
+    id: string,
+    work: (upload: ActiveUpload) => Promise<T>,
+    options: { wait?: boolean } = {},
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const upload = await this.find(repo, id);
+      if (!upload.lock.tryAcquire()) {
+        const waitMs = options.wait === false ? 0 : (this.limits.sessionWaitMs ?? SESSION_WAIT_MS);
+        if (!(await upload.lock.acquire(waitMs))) {
+          throw new UploadError('busy', 'another request is writing to this upload', { uuid: id });
+        }
+        // While we waited the session may have ended (committed, cancelled) or been
+        // forgotten after a failed rollback: find it again, or learn that it is gone.
+        if ((await this.active.get(id)) !== upload) {
+          upload.lock.unlock();
+          if (attempt < 3) continue;
+          throw new UploadError('busy', 'the upload changed while this request waited for it', { uuid: id });
+        }
+      }
+      try {
+        return await work(upload);
+      } finally {
+        upload.lock.unlock();
+      }
     }
   }
 
@@ -325,36 +317,12 @@ export class UploadService {
    * writing to is left to that request; the next access removes it.
    */
   private async expire(upload: ActiveUpload): Promise<void> {
-    if (upload.busy) return;
-    upload.busy = true;
+    if (!upload.lock.tryAcquire()) return;
     try {
       await this.discard(upload);
     } finally {
-      upload.busy = false;
+      upload.lock.unlock();
     }
-  }
-
-  /** Counts a session about to start (in `sessions` and `starting`), or refuses it at the limit. */
-  private async reserveSession(): Promise<void> {
-    const max = this.limits.maxSessions;
-    if (max === undefined) {
-      this.starting++;
-      return;
-    }
-    this.sessions ??= this.index.listUploads().length;
-    if (this.sessions >= max) {
-      await this.expireOld();
-      this.sessions = this.index.listUploads().length + this.starting;
-      if (this.sessions >= max) {
-        throw new UploadError('limit', 'too many uploads in progress', { limit: max, retryAfter: RETRY_AFTER_SECONDS });
-      }
-    }
-    this.sessions++;
-    this.starting++;
-  }
-
-  private sessionEnded(): void {
-    if (this.sessions !== undefined && this.sessions > 0) this.sessions--;
   }
 
   /** At the session limit, sessions past their lifetime make room before anyone is refused. */
@@ -381,7 +349,7 @@ export class UploadService {
       repo: session.repo,
       algorithm,
       durable: { offset: recovered.offset, state: recovered.state ?? initialHashState(algorithm) },
-      busy: false,
+      lock: new SessionLock(),
       startedAt: session.startedAt,
     };
   }
@@ -422,7 +390,7 @@ export class UploadService {
         if ((await this.blobs.uploadActivity(repo, id)) !== activity) return false;
         await this.discard(upload);
         return true;
-      });
+      }, { wait: false });
     } catch (error) {
       if (error instanceof UploadError && (error.kind === 'busy' || error.kind === 'unknown')) return false;
       throw error;

@@ -3,12 +3,11 @@
 // parsed by fastify: blob uploads stream from the raw request and manifests are read with
 // a size limit by their handler.
 
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { RegistryContext } from './context.js';
 import { ApiError, errors } from './errors.js';
+import { afterPipelined, hostRefusal, malformedContentType, originForm, setAsideMalformedContentType, writeClientError, writeExpectationFailed } from './http1.js';
 import { installLimits, idleTimeoutMs, resolveLimits, serverOptions, type Limits } from './limits.js';
 import { installMonitoring, isUploadWrite, type Monitoring } from './observability/http.js';
 import { matchEndpoint, type Endpoint } from './route-match.js';
@@ -107,11 +106,15 @@ export function buildApp(
     requestTimeout: 0,
     connectionTimeout: idleTimeoutMs(limits),
     keepAliveTimeout: 65_000,
-    // Requests fastify refuses before routing (undecodable URLs) get the spec's error body too.
+    // RFC 9112 3.2.2: the absolute form of the target is served as the origin form.
+    rewriteUrl: (request) => originForm(request),
+    // Requests fastify refuses before routing (undecodable URLs) get the spec's error body too,
+    // with the refusal of the part of the path that cannot be decoded.
     frameworkErrors: (error, request, reply) => {
+      reply.header('docker-distribution-api-version', 'registry/2.0');
       const path = (request.raw.url ?? '/').split('?')[0];
-      if (error.code === 'FST_ERR_BAD_URL') return void sendError(reply, errors.notFound(path));
-      return void sendError(reply, new ApiError('UNSUPPORTED', { reason: error.message }, { status: 400, message: error.message }));
+      if (error.code === 'FST_ERR_BAD_URL') return void sendError(reply, refusalOf(path, request.method) ?? errors.notFound(path));
+      return void sendError(reply, errors.protocol(400, error.message, { reason: error.code }));
     },
     clientErrorHandler: writeClientError,
   });
@@ -126,7 +129,10 @@ export function buildApp(
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
     reply.header('x-request-id', request.id);
-    done();
+    setAsideMalformedContentType(request.raw);
+    const refusal = hostRefusal(request.raw);
+    if (refusal) return done(refusal);
+    afterPipelined(request.raw, reply.raw, () => done());
   });
   installLimits(app, limits);
   const metrics = options.monitoring?.metrics;
@@ -141,7 +147,11 @@ export function buildApp(
     const endpoint = matchEndpoint(path, request.method);
     request.routeKind = endpoint.kind;
     const handler = ENDPOINTS[endpoint.kind][request.method];
-    if (!handler) throw errors.methodNotAllowed(request.method, path);
+    if (!handler) throw methodNotAllowed(endpoint, request.method, path);
+    const contentType = malformedContentType(request.raw);
+    if (contentType !== undefined && endpoint.kind === 'manifest' && request.method === 'PUT') {
+      throw new ApiError('MANIFEST_INVALID', { contentType, reason: 'malformed Content-Type' });
+    }
     if (!metrics || !isUploadWrite(endpoint.kind, request.method)) return handler(context, request, reply, endpoint);
     metrics.uploadStarted();
     try {
@@ -155,8 +165,11 @@ export function buildApp(
   registerImportRoute(app, context, options.access);
   if (options.gc) registerGcRoute(app, options.gc, options.access);
 
+  // Methods fastify routes nowhere (OPTIONS, PROPFIND...): under /v2/, the refusal of the
+  // path, or 405 on an endpoint that exists.
   app.setNotFoundHandler(async (request, reply) => {
-    sendError(reply, errors.notFound(request.url.split('?')[0]));
+    const path = request.url.split('?')[0];
+    sendError(reply, refusalOf(path, request.method) ?? errors.notFound(path));
   });
 
   app.setErrorHandler(async (error, request, reply) => {
@@ -164,7 +177,7 @@ export function buildApp(
     if (apiError) return sendError(reply, apiError);
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
-      return sendError(reply, new ApiError('UNSUPPORTED', undefined, { status, message: (error as Error).message }));
+      return sendError(reply, errors.protocol(status, (error as Error).message, { reason: (error as { code?: string }).code }));
     }
     if (request.raw.destroyed || request.raw.aborted) {
       request.log.info({ err: error }, 'client went away');
@@ -177,39 +190,24 @@ export function buildApp(
   return app;
 }
 
-/**
- * Requests Node's parser rejects (malformed framing, oversized headers) never reach a route;
- * they still get the spec's error body, written straight to the socket as Node would.
- */
-function writeClientError(error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const apiError = new ApiError('UNSUPPORTED', { reason: error.code ?? 'malformed request' }, {
-    status,
-    message: STATUS_CODES[status] ?? 'bad request',
-  });
-  const body = JSON.stringify(apiError.toJSON());
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Content-Type: application/json\r\nDocker-Distribution-API-Version: registry/2.0\r\nConnection: close\r\n\r\n${body}`,
-    );
+/** The refusal matchEndpoint gives a path, 405 if it names an endpoint without `method`; undefined outside /v2/. */
+function refusalOf(path: string, method: string): ApiError | undefined {
+  try {
+    const endpoint = matchEndpoint(path, method);
+    return methodNotAllowed(endpoint, method, path);
+  } catch (error) {
+    if (error instanceof ApiError && !(error.code === 'UNSUPPORTED' && error.status === 404)) return error;
+    return undefined;
   }
-  socket.destroy(error);
 }
 
-/** RFC 9110: an expectation other than 100-continue may be refused with 417; with the spec's body. */
-function writeExpectationFailed(request: IncomingMessage, response: ServerResponse): void {
-  const body = JSON.stringify(
-    new ApiError('UNSUPPORTED', { expect: request.headers.expect }, { status: 417, message: 'unsupported Expect header' }).toJSON(),
-  );
-  response.writeHead(417, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'docker-distribution-api-version': 'registry/2.0',
-    connection: 'close',
+function methodNotAllowed(endpoint: Endpoint, method: string, path: string): ApiError {
+  const allowed = Object.keys(ENDPOINTS[endpoint.kind]).join(', ');
+  return new ApiError('UNSUPPORTED', { method, path }, {
+    status: 405,
+    message: 'method not allowed on this endpoint',
+    headers: { allow: allowed },
   });
-  response.end(body);
 }
 
 function sendError(reply: FastifyReply, error: ApiError): FastifyReply {

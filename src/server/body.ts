@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { ApiError } from './errors.js';
+import { ApiError, errors } from './errors.js';
 
 /**
  * Reads a small request body whole, refusing (413) anything over `limit` as soon as it is
@@ -50,9 +50,7 @@ function tooLarge(limit: number): ApiError {
 }
 
 function timedOut(timeoutMs: number): ApiError {
-  return new ApiError('UNSUPPORTED', { reason: 'request body not complete in time', limit: timeoutMs / 1000 }, {
-    status: 408,
-    message: 'Request Timeout',
-    headers: { connection: 'close' },
+  return errors.protocol(408, 'Request Timeout', { reason: 'request body not complete in time', limit: timeoutMs / 1000 }, {
+    connection: 'close',
   });
 }

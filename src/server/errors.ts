@@ -1,5 +1,8 @@
-// The catalogue of API errors. Codes are the OCI distribution spec's fourteen; each entry
-// fixes the default status so routes raise errors by name and tests assert on codes.
+// The catalogue of API errors: the OCI distribution spec's fourteen codes and the three of
+// the Docker Registry v2 dialect that name a refusal more precisely (PAGINATION_NUMBER_INVALID,
+// RANGE_INVALID, TAG_INVALID). Each entry fixes the default status, the one the Docker v2 spec
+// gives the code, so routes raise errors by name and tests assert on codes. UNSUPPORTED is for
+// operations the registry does not have; see `errors.protocol` for its only other use.
 
 export const ErrorCode = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -11,7 +14,10 @@ export const ErrorCode = {
   MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
   NAME_INVALID: { status: 400, message: 'invalid repository name' },
   NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
+  PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
+  RANGE_INVALID: { status: 416, message: 'invalid content range' },
   SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
+  TAG_INVALID: { status: 400, message: 'invalid tag' },
   UNAUTHORIZED: { status: 401, message: 'authentication required' },
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
@@ -51,9 +57,24 @@ export const errors = {
   blobUnknown: (digest: string) => new ApiError('BLOB_UNKNOWN', { digest }),
   uploadUnknown: (id: string) => new ApiError('BLOB_UPLOAD_UNKNOWN', { uuid: id }),
   manifestUnknown: (reference: string) => new ApiError('MANIFEST_UNKNOWN', { reference }),
+  tagInvalid: (tag: string) => new ApiError('TAG_INVALID', { tag, reason: 'not a tag of the spec grammar' }),
+  paginationInvalid: (n: string) =>
+    new ApiError('PAGINATION_NUMBER_INVALID', { n, reason: 'n must be an integer from 0 to 999999999' }),
+  /** A Content-Range (or Range) the registry cannot apply: malformed, or not where the upload ends. */
+  rangeInvalid: (detail: unknown, message?: string, headers?: Record<string, string>) =>
+    new ApiError('RANGE_INVALID', detail, { message, headers }),
   notFound: (path: string) => new ApiError('UNSUPPORTED', { path }, { status: 404, message: 'no such endpoint' }),
   methodNotAllowed: (method: string, path: string) =>
     new ApiError('UNSUPPORTED', { method, path }, { status: 405, message: 'method not allowed on this endpoint' }),
+  /**
+   * A request refused below the API, for its HTTP framing or its connection's limits: two
+   * Host lines, a malformed header, too many or too large headers, a body not sent in time,
+   * an unknown Expect. No code of either dialect describes these; the request as sent is not
+   * one the registry supports, which is UNSUPPORTED's definition in the Docker v2 spec ("a
+   * missing implementation or invalid set of parameters"). The status says what went wrong.
+   */
+  protocol: (status: number, message: string, detail?: unknown, headers?: Record<string, string>) =>
+    new ApiError('UNSUPPORTED', detail, { status, message, headers }),
   /** No or invalid credentials: 401 with the challenge that tells the client how to authenticate. */
   unauthorized: (challenge: string, detail?: unknown) =>
     new ApiError('UNAUTHORIZED', detail, { headers: { 'www-authenticate': challenge } }),

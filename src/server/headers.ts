@@ -1,7 +1,7 @@
 // Parsers for the request headers the API reads. Each returns undefined for "absent" and
 // throws an ApiError for "present but malformed", so handlers never see half-parsed input.
 
-import { ApiError } from './errors.js';
+import { ApiError, errors } from './errors.js';
 
 export interface ByteRange {
   start: number;
@@ -34,14 +34,17 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
   return { start, end: Math.min(end, size - 1) };
 }
 
-/** `Content-Range` on an upload chunk: `<start>-<end>`, also accepted with a `bytes ` or `bytes=` prefix. */
+/**
+ * `Content-Range` on an upload chunk: `<start>-<end>`, also accepted with a `bytes ` or `bytes=` prefix.
+ * Anything else is 416 RANGE_INVALID, as the Docker v2 spec answers an invalid Content-Range.
+ */
 export function parseContentRange(header: string | undefined): ByteRange | undefined {
   if (header === undefined) return undefined;
   const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
   const start = match ? safeInt(match[1]) : undefined;
   const end = match ? safeInt(match[2]) : undefined;
   if (start === undefined || end === undefined || end < start) {
-    throw new ApiError('BLOB_UPLOAD_INVALID', { contentRange: header }, { status: 416, message: 'invalid Content-Range' });
+    throw errors.rangeInvalid({ contentRange: header, reason: 'not of the form <start>-<end>' }, 'invalid Content-Range');
   }
   return { start, end };
 }

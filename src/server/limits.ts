@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_LIMITS, type LimitsConfig } from '../config/config.js';
-import { ApiError } from './errors.js';
+import { errors } from './errors.js';
 
 export type Limits = LimitsConfig;
 
@@ -23,9 +23,11 @@ export function resolveLimits(...layers: (Partial<Limits> | undefined)[]): Limit
 }
 
 /** Options Node takes only when the server is created. */
-export function serverOptions(limits: Limits): Pick<ServerOptions, 'maxHeaderSize' | 'connectionsCheckingInterval'> {
+export function serverOptions(limits: Limits): Pick<ServerOptions, 'maxHeaderSize' | 'connectionsCheckingInterval' | 'requireHostHeader'> {
   return {
     maxHeaderSize: limits.maxHeaderBytes,
+    // http1.ts refuses a request without Host itself, so the 400 carries the spec's error body.
+    requireHostHeader: false,
     // Node checks the headers timeout on this interval (default 30 s): a quarter of the timeout
     // keeps the cut within 25 % of it.
     connectionsCheckingInterval: Math.min(30_000, Math.max(100, (limits.headersTimeout * 1000) / 4)),
@@ -54,10 +56,8 @@ export function installLimits(app: FastifyInstance, limits: Limits): void {
   app.addHook('onRequest', (request, _reply, done) => {
     if (request.raw.rawHeaders.length <= maxRawHeaders) return done();
     done(
-      new ApiError('UNSUPPORTED', { reason: 'too many headers', limit: limits.maxHeaders }, {
-        status: 431,
-        message: 'Request Header Fields Too Large',
-        headers: { connection: 'close' },
+      errors.protocol(431, 'Request Header Fields Too Large', { reason: 'too many headers', limit: limits.maxHeaders }, {
+        connection: 'close',
       }),
     );
   });

@@ -1,5 +1,5 @@
 import { UploadError } from '../pipeline/upload-errors.js';
-import { ApiError } from './errors.js';
+import { ApiError, errors } from './errors.js';
 import { toStorageError } from './storage-error-map.js';
 
 /** The API error for an error thrown by a handler, or undefined if it is not one the API describes. */
@@ -11,9 +11,11 @@ export function toApiError(error: unknown): ApiError | undefined {
   switch (error.kind) {
     case 'unknown':
       return new ApiError('BLOB_UPLOAD_UNKNOWN', error.detail);
+    // The chunk cannot be taken where it says it starts (or not now: another request is still
+    // writing); the Docker v2 spec's 416, after which a client asks for the status and resumes.
     case 'range':
     case 'busy':
-      return new ApiError('BLOB_UPLOAD_INVALID', error.detail, { status: 416, message: error.message });
+      return errors.rangeInvalid(error.detail, error.message);
     case 'size':
       return new ApiError('SIZE_INVALID', error.detail, { message: error.message });
     case 'digest':

@@ -26,8 +26,11 @@ import {
 } from '../helpers/oci.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
-/** The error codes the spec defines; every error body must use them. */
+/** The error codes the spec defines, and the Docker v2 dialect's finer ones; every error body must use them. */
 const SPEC_CODES = [
+  'PAGINATION_NUMBER_INVALID',
+  'RANGE_INVALID',
+  'TAG_INVALID',
   'BLOB_UNKNOWN',
   'BLOB_UPLOAD_INVALID',
   'BLOB_UPLOAD_UNKNOWN',

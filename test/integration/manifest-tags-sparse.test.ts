@@ -147,13 +147,13 @@ describe.skipIf(isDistribution)('tags as parameters of a push by digest', () => 
     expect((await fetch(`${base}/v2/${repo}/manifests/t0`)).status).toBe(404);
   });
 
-  it('refuses a malformed tag parameter as a malformed tag in the path is (MANIFEST_INVALID), writing nothing', async () => {
+  it('refuses a malformed tag parameter as a malformed tag in the path is (TAG_INVALID), writing nothing', async () => {
     const repo = uniqueRepo('tagparam-bad');
     const manifest = await pushedImage(base, repo, 'sha256');
     for (const query of ['?tag=ok&tag=-bad', '?tag=', `?tag=${'x'.repeat(129)}`, '?tag=a%2Fb', '?tag=ok&tag=.hidden']) {
       const res = await putRaw(base, repo, manifest.digest, query, manifest);
       expect(res.status, query).toBe(400);
-      expect(JSON.parse(res.body).errors[0].code, query).toBe('MANIFEST_INVALID');
+      expect(JSON.parse(res.body).errors[0].code, query).toBe('TAG_INVALID');
     }
     expect((await fetch(`${base}/v2/${repo}/manifests/${manifest.digest}`)).status).toBe(404);
     expect((await fetch(`${base}/v2/${repo}/manifests/ok`)).status).toBe(404);

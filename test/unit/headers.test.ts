@@ -76,10 +76,10 @@ describe('parseContentRange (PATCH chunk)', () => {
     expect(parseContentRange(' 7-8 ')).toEqual({ start: 7, end: 8 });
   });
 
-  it('refuses malformed or backwards ranges with 416 BLOB_UPLOAD_INVALID', () => {
+  it('refuses malformed or backwards ranges with 416 RANGE_INVALID', () => {
     for (const header of ['', '-', '5-', '-5', '9-5', 'a-b', 'bytes 0-9/x', '0-9,10-19', `0-${'9'.repeat(20)}`, '1e3-2e3', '+1-2']) {
       const error = apiErrorOf(() => parseContentRange(header));
-      expect(error.code, header).toBe('BLOB_UPLOAD_INVALID');
+      expect(error.code, header).toBe('RANGE_INVALID');
       expect(error.status).toBe(416);
     }
   });

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Digest } from '../../oci/digest.js';
 import type { RegistryContext } from '../context.js';
-import { ApiError, errors } from '../errors.js';
+import { errors } from '../errors.js';
 import { parseRangeHeader } from '../headers.js';
 import { sendBlob } from '../send-blob.js';
 
@@ -22,10 +22,8 @@ export async function getBlob(
   });
   const range = parseRangeHeader(request.headers.range, blob.size);
   if (range === 'unsatisfiable') {
-    throw new ApiError('SIZE_INVALID', { size: blob.size, range: request.headers.range }, {
-      status: 416,
-      message: 'requested range not satisfiable',
-      headers: { 'content-range': `bytes */${blob.size}` },
+    throw errors.rangeInvalid({ size: blob.size, range: request.headers.range }, 'requested range not satisfiable', {
+      'content-range': `bytes */${blob.size}`,
     });
   }
   const served = typeof range === 'object' ? range : undefined;

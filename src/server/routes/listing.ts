@@ -6,7 +6,7 @@ import { MediaType } from '../../oci/media-types.js';
 import type { Page } from '../../store/registry-index.js';
 import { listVisibleRepositories } from '../auth/caller.js';
 import type { RegistryContext } from '../context.js';
-import { ApiError, errors } from '../errors.js';
+import { errors } from '../errors.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -60,7 +60,7 @@ function parsePage(query: Query): Page {
   const last = single(query.last);
   const page: Page = {};
   if (n !== undefined) {
-    if (!/^\d{1,9}$/.test(n)) throw new ApiError('UNSUPPORTED', { n }, { status: 400, message: 'n must be a non-negative integer' });
+    if (!/^\d{1,9}$/.test(n)) throw errors.paginationInvalid(n);
     page.n = Number(n);
   }
   if (last !== undefined) page.last = last;

@@ -106,7 +106,7 @@ function tagParameters(request: FastifyRequest, reference: ManifestReference): s
   const tags = [...new Set(values)];
   if (tags.length > MAX_TAG_PARAMETERS) throw errors.tooManyTags(tags.length, MAX_TAG_PARAMETERS);
   for (const tag of tags) {
-    if (!isTag(tag)) throw new ApiError('MANIFEST_INVALID', { tag, reason: 'invalid tag' });
+    if (!isTag(tag)) throw errors.tagInvalid(tag);
   }
   return tags;
 }

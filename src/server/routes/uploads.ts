@@ -3,8 +3,9 @@ import { parseDigest, type Digest } from '../../oci/digest.js';
 import { isRepositoryName } from '../../oci/names.js';
 import type { AppendRequest, UploadStatus } from '../../pipeline/upload-service.js';
 import type { RegistryContext } from '../context.js';
-import { errors } from '../errors.js';
+import { ApiError, errors } from '../errors.js';
 import { parseContentLength, parseContentRange } from '../headers.js';
+import { toApiError } from '../upload-error-map.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -43,7 +44,7 @@ export async function patchUpload(
   name: string,
   id: string,
 ): Promise<void> {
-  const status = await ctx.uploads.append(name, id, bodyOf(request, true));
+  const status = await withProgressOn416(ctx, name, id, () => ctx.uploads.append(name, id, bodyOf(request, true)));
   return accepted(reply.code(202), status);
 }
 
@@ -57,7 +58,9 @@ export async function putUpload(
   const digestParam = single((request.query as Query).digest);
   if (digestParam === undefined) throw errors.digestInvalid('', 'the digest query parameter is required');
   const digest = requireDigest(digestParam);
-  const blob = await ctx.uploads.complete(name, id, digest, hasBody(request) ? bodyOf(request, true) : undefined);
+  const blob = await withProgressOn416(ctx, name, id, () =>
+    ctx.uploads.complete(name, id, digest, hasBody(request) ? bodyOf(request, true) : undefined),
+  );
   return created(reply, name, blob.digest);
 }
 
@@ -89,6 +92,26 @@ export function uploadHeaders(status: UploadStatus): Record<string, string> {
     range: `0-${Math.max(status.offset - 1, 0)}`,
     'docker-upload-uuid': status.id,
   };
+}
+
+/**
+ * A chunk refused with 416 tells the client where the upload stands (Location, Range,
+ * Docker-Upload-UUID), as the Docker v2 spec's 416 does, so it can resume from there.
+ */
+async function withProgressOn416<T>(ctx: RegistryContext, name: string, id: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const refusal = toApiError(error);
+    if (refusal?.status !== 416) throw error;
+    const status = await ctx.uploads.status(name, id).catch(() => undefined);
+    if (!status) throw error;
+    throw new ApiError(refusal.code, refusal.detail, {
+      status: refusal.status,
+      message: refusal.message,
+      headers: { ...refusal.headers, ...uploadHeaders(status) },
+    });
+  }
 }
 
 function accepted(reply: FastifyReply, status: UploadStatus): FastifyReply {

@@ -1,0 +1,52 @@
+// How many upload sessions are open, against limits.maxUploads, without scanning the index
+// on every start.
+
+import { UploadError } from './upload-errors.js';
+
+/** What a refused client is told to wait (Retry-After, seconds): long enough for a few uploads to finish. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export class SessionCount {
+  /**
+   * Sessions in the index, counted from it at the first reserve() and kept here since. It
+   * can only run high (a session removed behind the service's back, by GC), so it is
+   * recounted before anyone is refused.
+   */
+  private sessions: number | undefined;
+  /** Reservations counted in `sessions` whose session is not in the index yet. */
+  private starting = 0;
+
+  constructor(
+    private readonly max: number | undefined,
+    private readonly countIndexed: () => number,
+    /** Removes sessions past their lifetime, to make room before anyone is refused. */
+    private readonly expireOld: () => Promise<void>,
+  ) {}
+
+  /** Counts a session about to start, or refuses it at the limit; done() must follow. */
+  async reserve(): Promise<void> {
+    if (this.max === undefined) {
+      this.starting++;
+      return;
+    }
+    this.sessions ??= this.countIndexed();
+    if (this.sessions >= this.max) {
+      await this.expireOld();
+      this.sessions = this.countIndexed() + this.starting;
+      if (this.sessions >= this.max) {
+        throw new UploadError('limit', 'too many uploads in progress', { limit: this.max, retryAfter: RETRY_AFTER_SECONDS });
+      }
+    }
+    this.sessions++;
+    this.starting++;
+  }
+
+  /** The reserved session is in the index now (or failed: ended() was called too). */
+  started(): void {
+    this.starting--;
+  }
+
+  ended(): void {
+    if (this.sessions !== undefined && this.sessions > 0) this.sessions--;
+  }
+}
