@@ -13,7 +13,8 @@ const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 /**
  * A single `Range: bytes=...` against a resource of `size` bytes. Returns 'ignore' for
  * forms we do not serve (multiple ranges, other units, malformed), which RFC 9110 lets a
- * server answer with the whole resource, and 'unsatisfiable' for a range outside it.
+ * server answer with the whole resource, and 'unsatisfiable' for a range outside it or a
+ * backwards one.
  */
 export function parseRangeHeader(header: string | undefined, size: number): ByteRange | 'ignore' | 'unsatisfiable' | undefined {
   if (header === undefined) return undefined;
@@ -28,7 +29,10 @@ export function parseRangeHeader(header: string | undefined, size: number): Byte
   }
   const start = safeInt(first);
   const end = last === '' ? Math.max(size - 1, start ?? 0) : safeInt(last);
-  if (start === undefined || end === undefined || end < start) return 'ignore';
+  if (start === undefined || end === undefined) return 'ignore';
+  // A last position before the first is an invalid range (RFC 9110 14.1.1), which a server
+  // may ignore or reject; the OCI conformance suite expects 416, so it is rejected.
+  if (end < start) return 'unsatisfiable';
   // Checked after the syntax: `bytes=<size>-` is well formed and simply past the end.
   if (start >= size) return 'unsatisfiable';
   return { start, end: Math.min(end, size - 1) };

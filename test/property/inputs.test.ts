@@ -483,7 +483,8 @@ function rangeOracle(header: string, size: number): ({ status: 200 | 416 } | { s
     return [{ status: 206, start: Math.max(0, size - n), end: size - 1 }];
   }
   const start = Number(first);
-  if (last !== '' && Number(last) < start) return [whole];
+  // Backwards (RFC 9110: invalid, to ignore or reject): rejected, as the OCI suite expects.
+  if (last !== '' && Number(last) < start) return [{ status: 416 }];
   if (start >= size) return [{ status: 416 }];
   const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
   return [{ status: 206, start, end }];

@@ -47,7 +47,6 @@ describe('parseRangeHeader (GET blob)', () => {
       '',
       'bytes=',
       'bytes=-',
-      'bytes=5-2',
       'bytes=0-1,3-4',
       'items=0-1',
       'bytes=a-b',
@@ -59,6 +58,11 @@ describe('parseRangeHeader (GET blob)', () => {
     ]) {
       expect(parseRangeHeader(header, size), header).toBe('ignore');
     }
+  });
+
+  it('rejects a backwards range (last before first) as unsatisfiable', () => {
+    expect(parseRangeHeader('bytes=5-2', 1000)).toBe('unsatisfiable');
+    expect(parseRangeHeader('bytes=500-0', 1000)).toBe('unsatisfiable');
   });
 });
 
