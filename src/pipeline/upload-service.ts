@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { ContentMissingError, type RegistryIndex } from '../store/registry-index.js';
-import type { HashPool } from './hash-pool.js';
-import { initialHashState, isValidHashState } from './hash-state.js';
+import type { HashPool } from '../hashing/hash-pool.js';
+import { initialHashState, isValidHashState } from '../hashing/hash-state.js';
 import { UploadError } from './upload-errors.js';
 import { appendBody, type HashedOffset } from './upload-writer.js';
 
