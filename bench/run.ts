@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { createNativeEngine } from '../src/workers/native-engine.js';
+import { createNativeEngine } from '../src/hashing/native-engine.js';
 import { ceilingWorkloads } from './ceilings.js';
 import { benchConfig, type BenchConfig } from './config.js';
 import type { Measurement } from './measure.js';

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { HashPool } from './pipeline/hash-pool.js';
+import { HashPool } from './hashing/hash-pool.js';
 import { UploadService } from './pipeline/upload-service.js';
 import type { StowageConfig } from './config/config.js';
 import { parseHostPort } from './config/listen.js';

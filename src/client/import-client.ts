@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { importArchive, type ImportResult } from '../pipeline/import/import-archive.js';
 import { ImportError } from '../pipeline/import/import-errors.js';
 import { parseTarget } from '../pipeline/import/references.js';
-import { HashPool } from '../pipeline/hash-pool.js';
+import { HashPool } from '../hashing/hash-pool.js';
 import { UploadService } from '../pipeline/upload-service.js';
 import { FsBlobStore } from '../store/fs-blob-store.js';
 import { LmdbIndex } from '../store/lmdb-index.js';

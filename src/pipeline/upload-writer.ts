@@ -11,7 +11,7 @@
 import type { DigestAlgorithm } from '../oci/digest.js';
 import type { UploadDataWriter } from '../store/blob-store.js';
 import { BATCH_BYTES, sharedBatches, type BatchBuffers } from './batch-buffers.js';
-import type { HashPool } from './hash-pool.js';
+import type { HashPool } from '../hashing/hash-pool.js';
 import { UploadError } from './upload-errors.js';
 
 export const HASH_BATCH_BYTES = BATCH_BYTES;

@@ -17,9 +17,9 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initialHashState, isValidHashState } from '../../src/pipeline/hash-state.js';
+import { initialHashState, isValidHashState } from '../../src/hashing/hash-state.js';
 import { CHECKPOINT_BYTES } from '../../src/pipeline/upload-writer.js';
-import { createWasmEngine } from '../../src/workers/wasm-engine.js';
+import { createWasmEngine } from '../../src/hashing/wasm-engine.js';
 import { freePort } from '../helpers/registry.js';
 import { expectSameBytes } from '../unit/bytes.js';
 

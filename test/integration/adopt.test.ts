@@ -11,12 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAdopt } from '../../src/client/adopt-command.js';
-import { initialHashState } from '../../src/pipeline/hash-state.js';
+import { initialHashState } from '../../src/hashing/hash-state.js';
 import { startRegistry } from '../../src/registry.js';
 import { adoptDistributionRoot, type AdoptionSummary } from '../../src/store/adopt.js';
 import { LmdbIndex } from '../../src/store/lmdb-index.js';
 import { StoragePaths } from '../../src/store/paths.js';
-import { createWasmEngine } from '../../src/workers/wasm-engine.js';
+import { createWasmEngine } from '../../src/hashing/wasm-engine.js';
 import {
   ALL_MANIFEST_TYPES,
   built,

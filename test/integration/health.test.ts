@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HashPool } from '../../src/pipeline/hash-pool.js';
+import { HashPool } from '../../src/hashing/hash-pool.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import type { RunningRegistry } from '../../src/registry.js';
 import { startRegistry } from '../../src/registry.js';

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { initialHashState, isValidHashState } from '../../src/pipeline/hash-state.js';
+import { initialHashState, isValidHashState } from '../../src/hashing/hash-state.js';
 import { FsBlobStore } from '../../src/store/fs-blob-store.js';
 import { goHashStates, katInput } from '../fixtures/go-hash-states.js';
 

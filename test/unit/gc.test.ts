@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { collectGarbage, ORPHAN_MIN_AGE_MS, type GcReport, type GcSettings } from '../../src/gc/collector.js';
 import { parseDigest } from '../../src/oci/digest.js';
-import { HashPool } from '../../src/pipeline/hash-pool.js';
+import { HashPool } from '../../src/hashing/hash-pool.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import { FsBlobStore } from '../../src/store/fs-blob-store.js';
 import { LmdbIndex } from '../../src/store/lmdb-index.js';

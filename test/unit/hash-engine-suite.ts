@@ -1,4 +1,4 @@
-// One behavioural suite for every HashEngine (src/workers/hash-engine.ts). Each engine's test
+// One behavioural suite for every HashEngine (src/hashing/hash-engine.ts). Each engine's test
 // file calls runHashEngineSuite with a factory, the way hono runs one router suite against
 // every router:
 //
@@ -11,8 +11,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DigestAlgorithm } from '../../src/oci/digest.js';
-import { HASH_LAYOUTS, initialHashState } from '../../src/pipeline/hash-state.js';
-import type { HashEngine } from '../../src/workers/hash-engine.js';
+import { HASH_LAYOUTS, initialHashState } from '../../src/hashing/hash-state.js';
+import type { HashEngine } from '../../src/hashing/hash-engine.js';
 import { goHashStates, katInput } from '../fixtures/go-hash-states.js';
 
 const ALGORITHMS: DigestAlgorithm[] = ['sha256', 'sha512'];

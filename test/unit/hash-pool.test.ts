@@ -1,4 +1,4 @@
-// The piscina hash pool (src/pipeline/hash-pool.ts) with the compiled worker from dist/:
+// The piscina hash pool (src/hashing/hash-pool.ts) with the compiled worker from dist/:
 // run `npm run build` first.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DigestAlgorithm } from '../../src/oci/digest.js';
-import { HashPool } from '../../src/pipeline/hash-pool.js';
-import { hashedLength, initialHashState } from '../../src/pipeline/hash-state.js';
+import { HashPool } from '../../src/hashing/hash-pool.js';
+import { hashedLength, initialHashState } from '../../src/hashing/hash-state.js';
 import { goHashStates, katInput } from '../fixtures/go-hash-states.js';
 
 let pool: HashPool;

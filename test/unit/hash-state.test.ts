@@ -10,7 +10,7 @@ import {
   hashedLength,
   initialHashState,
   isValidHashState,
-} from '../../src/pipeline/hash-state.js';
+} from '../../src/hashing/hash-state.js';
 import { goHashStates, katInput } from '../fixtures/go-hash-states.js';
 
 // FIPS 180-4 section 5.3.3 (SHA-256) and 5.3.5 (SHA-512), transcribed word by word.

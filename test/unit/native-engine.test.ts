@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { DigestAlgorithm } from '../../src/oci/digest.js';
-import { HASH_LAYOUTS, initialHashState } from '../../src/pipeline/hash-state.js';
-import type { HashEngine } from '../../src/workers/hash-engine.js';
-import { createNativeEngine } from '../../src/workers/native-engine.js';
-import { createWasmEngine } from '../../src/workers/wasm-engine.js';
+import { HASH_LAYOUTS, initialHashState } from '../../src/hashing/hash-state.js';
+import type { HashEngine } from '../../src/hashing/hash-engine.js';
+import { createNativeEngine } from '../../src/hashing/native-engine.js';
+import { createWasmEngine } from '../../src/hashing/wasm-engine.js';
 import { runHashEngineSuite } from './hash-engine-suite.js';
 
 // The addon is built by `npm install` (or `npm run build:native`); if it is missing this
@@ -47,7 +47,7 @@ describe('native and hash-wasm engines resume each other', () => {
 
 describe('hash worker engine choice (STOWAGE_HASH_ENGINE)', () => {
   const openWith = async (value: string | undefined) => {
-    const { HashPool } = await import('../../src/pipeline/hash-pool.js');
+    const { HashPool } = await import('../../src/hashing/hash-pool.js');
     const saved = process.env.STOWAGE_HASH_ENGINE;
     // Worker threads copy the environment when they start, i.e. inside open().
     if (value === undefined) delete process.env.STOWAGE_HASH_ENGINE;

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDigest, type Digest, type DigestAlgorithm } from '../../src/oci/digest.js';
-import { HashPool } from '../../src/pipeline/hash-pool.js';
+import { HashPool } from '../../src/hashing/hash-pool.js';
 import { UploadError } from '../../src/pipeline/upload-errors.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import { FsBlobStore } from '../../src/store/fs-blob-store.js';

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDigest, type Digest, type DigestAlgorithm } from '../../src/oci/digest.js';
-import { HashPool } from '../../src/pipeline/hash-pool.js';
-import { isValidHashState } from '../../src/pipeline/hash-state.js';
+import { HashPool } from '../../src/hashing/hash-pool.js';
+import { isValidHashState } from '../../src/hashing/hash-state.js';
 import { UploadError } from '../../src/pipeline/upload-errors.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import { appendBody, BATCHES_PER_UPLOAD, CHECKPOINT_BYTES, HASH_BATCH_BYTES } from '../../src/pipeline/upload-writer.js';
@@ -337,7 +337,7 @@ describe('appendBody memory', () => {
       data: slowDisk,
       pool,
       algorithm: 'sha256',
-      from: { offset: 0, state: (await import('../../src/pipeline/hash-state.js')).initialHashState('sha256') },
+      from: { offset: 0, state: (await import('../../src/hashing/hash-state.js')).initialHashState('sha256') },
       body,
       persist: async () => undefined,
     });

@@ -1,4 +1,4 @@
-import { createWasmEngine } from '../../src/workers/wasm-engine.js';
+import { createWasmEngine } from '../../src/hashing/wasm-engine.js';
 import { runHashEngineSuite } from './hash-engine-suite.js';
 
 runHashEngineSuite('hash-wasm', () => createWasmEngine());

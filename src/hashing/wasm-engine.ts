@@ -7,7 +7,7 @@
 
 import { createSHA256, createSHA512, type IHasher } from 'hash-wasm';
 import type { DigestAlgorithm } from '../oci/digest.js';
-import { fieldsOf, HASH_LAYOUTS, hashedLength } from '../pipeline/hash-state.js';
+import { fieldsOf, HASH_LAYOUTS, hashedLength } from './hash-state.js';
 import type { HashEngine } from './hash-engine.js';
 
 const PREFIX = 4;

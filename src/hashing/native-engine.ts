@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { DigestAlgorithm } from '../oci/digest.js';
-import { hashedLength } from '../pipeline/hash-state.js';
+import { hashedLength } from './hash-state.js';
 import type { HashEngine } from './hash-engine.js';
 
 interface NativeHash {
@@ -16,7 +16,7 @@ interface NativeHash {
   digest(algorithm: DigestAlgorithm, state: Uint8Array): Uint8Array;
 }
 
-// This module runs from dist/src/workers (compiled) or src/workers (vitest); the addon is
+// This module runs from dist/src/hashing (compiled) or src/hashing (vitest); the addon is
 // built once, under the project root.
 const ADDON_CANDIDATES = ['../../../native/build/Release/stowage_hash.node', '../../native/build/Release/stowage_hash.node'];
 

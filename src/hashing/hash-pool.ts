@@ -1,4 +1,4 @@
-// The main thread's handle on the hash workers (src/workers/hash.worker.ts). Uploads hash
+// The main thread's handle on the hash workers (src/hashing/hash.worker.ts). Uploads hash
 // in parallel across workers; one upload's batches stay in order because its writer awaits
 // each state before sending the next batch.
 
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { DigestAlgorithm } from '../oci/digest.js';
-import type { HashTask } from '../workers/hash.worker.js';
+import type { HashTask } from './hash.worker.js';
 
 export interface HashPoolOptions {
   threads?: number;
@@ -87,10 +87,10 @@ function ownsBuffer(chunk: Uint8Array): boolean {
 }
 
 function workerFile(): string {
-  const sibling = fileURLToPath(new URL('../workers/hash.worker.js', import.meta.url));
+  const sibling = fileURLToPath(new URL('./hash.worker.js', import.meta.url));
   if (existsSync(sibling)) return sibling;
   // Under vitest this module runs from its TypeScript source; worker threads need the
   // compiled worker, which `npm test` builds first (pretest).
   const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-  return path.join(projectRoot, 'dist', 'src', 'workers', 'hash.worker.js');
+  return path.join(projectRoot, 'dist', 'src', 'hashing', 'hash.worker.js');
 }

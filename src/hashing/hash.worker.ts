@@ -4,7 +4,7 @@
 
 import { open } from 'node:fs/promises';
 import type { DigestAlgorithm } from '../oci/digest.js';
-import { initialHashState } from '../pipeline/hash-state.js';
+import { initialHashState } from './hash-state.js';
 import type { HashEngine } from './hash-engine.js';
 import { createNativeEngine } from './native-engine.js';
 import { createWasmEngine } from './wasm-engine.js';
