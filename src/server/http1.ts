@@ -53,34 +53,49 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 interface Exchange {
   safe: boolean;
-  done: boolean;
+  /** The connection's live exchanges, this one among them until it is answered. */
+  live: Exchange[];
   /** Requests behind this one on the connection, waiting for its answer. */
   waiting: (() => void)[];
 }
 
-/** Per connection, its requests not answered yet (almost always none or one). */
-const pendingExchanges = new WeakMap<object, Exchange[]>();
+/** Per connection, its requests not answered yet, in order (almost always none or one). */
+const liveExchanges = new WeakMap<object, Exchange[]>();
+const EXCHANGE = Symbol('stowage.exchange');
+type TrackedResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+/** A ServerResponse emits 'close' once it is finished or its connection is gone. */
+function exchangeAnswered(this: TrackedResponse): void {
+  const mine = this[EXCHANGE];
+  if (mine === undefined) return;
+  this[EXCHANGE] = undefined;
+  mine.live.splice(mine.live.indexOf(mine), 1);
+  for (const resume of mine.waiting) resume();
+}
 
 /**
  * Calls `next` once the requests before this one on its connection that it must not overlap
- * are answered: all of them for an unsafe request, the unsafe ones for a safe request. No
- * promise per request: two listeners, and callbacks queued only when one has to wait.
+ * are answered: all of them for an unsafe request, the unsafe ones for a safe request. It
+ * runs on every request, so the common case (nothing else live on the connection) allocates
+ * only the exchange and adds one shared listener; callbacks are made only to wait.
  */
 export function afterPipelined(request: IncomingMessage, response: ServerResponse, next: () => void): void {
   const socket = request.socket;
-  const mine: Exchange = { safe: SAFE_METHODS.has(request.method ?? ''), done: false, waiting: [] };
-  const end = (): void => {
-    if (mine.done) return;
-    mine.done = true;
-    for (const resume of mine.waiting.splice(0)) resume();
-  };
-  response.once('finish', end).once('close', end);
-  const before = pendingExchanges.get(socket)?.filter((exchange) => !exchange.done) ?? [];
-  pendingExchanges.set(socket, [...before, mine]);
-  const blockers = before.filter((exchange) => !(exchange.safe && mine.safe));
-  if (blockers.length === 0) return next();
-  let left = blockers.length;
-  for (const blocker of blockers) blocker.waiting.push(() => void (--left === 0 && next()));
+  let live = liveExchanges.get(socket);
+  if (live === undefined) liveExchanges.set(socket, (live = []));
+  const mine: Exchange = { safe: SAFE_METHODS.has(request.method ?? ''), live, waiting: [] };
+  (response as TrackedResponse)[EXCHANGE] = mine;
+  response.on('close', exchangeAnswered);
+  let blockers = 0;
+  let resume: (() => void) | undefined;
+  for (const exchange of live) {
+    if (exchange.safe && mine.safe) continue;
+    blockers++;
+    resume ??= () => void (--blockers === 0 && next());
+    exchange.waiting.push(resume);
+  }
+  live.push(mine);
+  if (blockers === 0) next();
 }
 
 const malformedContentTypes = new WeakMap<IncomingMessage, string>();
