@@ -3,9 +3,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { addConfigOptions, configFromOptions } from './config/cli-options.js';
 import { parseHostPort } from './config/listen.js';
 import { ConfigError } from './config/schema.js';
-import { ImportFailed, runImport, type ImportCommandOptions } from './client/import-client.js';
+import { ImportFailed, runImport, type ImportCommandOptions } from './cli/import-command.js';
 import { startRegistry } from './registry.js';
-import { AdoptionError } from './store/adopt.js';
+import { AdoptionError } from './tools/adopt/adopt.js';
 
 export function parseListen(value: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
@@ -80,7 +80,7 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (options: { root?: string; repair?: boolean; json?: boolean }) => {
     // Exit 0: clean; 1: damage found (the report says whether it was repaired); 2: could not run.
-    const { runFsck, formatFsckReport, FsckRefused } = await import('./store/fsck.js');
+    const { runFsck, formatFsckReport, FsckRefused } = await import('./tools/fsck/fsck.js');
     try {
       const report = await runFsck({ root: options.root ?? process.env.STOWAGE_ROOT ?? './data', repair: options.repair });
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatFsckReport(report));
@@ -100,7 +100,7 @@ program
   .option('--json', 'print the summary as JSON')
   .action(async (root: string, options: { again?: boolean; json?: boolean }) => {
     // Exit 0: adopted (problems skipped are listed); 2: not a Distribution root.
-    const { runAdopt, formatAdoptionSummary } = await import('./client/adopt-command.js');
+    const { runAdopt, formatAdoptionSummary } = await import('./cli/adopt-command.js');
     try {
       const summary = await runAdopt(root, { again: options.again });
       process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatAdoptionSummary(summary));
@@ -122,8 +122,8 @@ program
   .option('--user <user:password>', 'credentials for a registry with basic auth')
   .option('--token <token>', 'bearer token (registry:catalog:*) for a registry with token auth')
   .option('--json', 'print the report as JSON')
-  .action(async (options: import('./client/gc-client.js').GcCommandOptions & { json?: boolean }) => {
-    const { runGc, formatGcReport, GcFailed } = await import('./client/gc-client.js');
+  .action(async (options: import('./cli/gc-command.js').GcCommandOptions & { json?: boolean }) => {
+    const { runGc, formatGcReport, GcFailed } = await import('./cli/gc-command.js');
     try {
       const report = await runGc(options);
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatGcReport(report));

@@ -15,11 +15,11 @@ import { loadTlsOptions } from './server/tls.js';
 import { loggingOptions, type LogFormat } from './server/observability/logging.js';
 import { Metrics } from './server/observability/metrics.js';
 import { readinessChecks } from './server/routes/health.js';
-import { probeWritable } from './store/root-probe.js';
-import { FsBlobStore } from './store/fs-blob-store.js';
-import { LmdbIndex } from './store/lmdb-index.js';
-import { claimRoot } from './store/server-lock.js';
-import { adoptBeforeServing } from './store/adopt.js';
+import { probeWritable } from './store/fs/root-probe.js';
+import { FsBlobStore } from './store/fs/fs-blob-store.js';
+import { LmdbIndex } from './store/lmdb/lmdb-index.js';
+import { claimRoot } from './store/fs/server-lock.js';
+import { adoptBeforeServing } from './tools/adopt/adopt.js';
 import { GcScheduler, gcSchedule, type GcSchedule } from './gc/scheduler.js';
 
 export interface RegistryOptions {

@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_BYTES } from '../../src/pipeline/upload-writer.js';
-import { runFsck } from '../../src/store/fsck.js';
+import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { StoragePaths } from '../../src/store/paths.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 

@@ -13,7 +13,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFsck } from '../../src/store/fsck.js';
+import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
 const MiB = 1024 * 1024;

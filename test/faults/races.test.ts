@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFsck } from '../../src/store/fsck.js';
+import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
 const CLIENTS = 16;

@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runFsck } from '../../src/store/fsck.js';
+import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
 const REPO = 'faults/kill';

@@ -10,11 +10,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAdopt } from '../../src/client/adopt-command.js';
+import { runAdopt } from '../../src/cli/adopt-command.js';
 import { initialHashState } from '../../src/hashing/hash-state.js';
 import { startRegistry } from '../../src/registry.js';
-import { adoptDistributionRoot, type AdoptionSummary } from '../../src/store/adopt.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { adoptDistributionRoot, type AdoptionSummary } from '../../src/tools/adopt/adopt.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 import { StoragePaths } from '../../src/store/paths.js';
 import { createWasmEngine } from '../../src/hashing/wasm-engine.js';
 import {

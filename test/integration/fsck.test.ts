@@ -14,8 +14,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { runFsck, type FsckIssueKind, type FsckReport } from '../../src/store/fsck.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { runFsck, type FsckIssueKind, type FsckReport } from '../../src/tools/fsck/fsck.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 import { StoragePaths } from '../../src/store/paths.js';
 import type { IndexRepair } from '../../src/store/registry-index.js';
 import {

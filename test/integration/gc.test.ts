@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../src/gc/collector.js';
 import { startRegistry, type RunningRegistry } from '../../src/registry.js';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
-import { runFsck } from '../../src/store/fsck.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
+import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { basicAuth, startAuthRegistry, writeHtpasswd, type AuthRegistry } from '../helpers/auth.js';
 
 const run = promisify(execFile);

@@ -14,9 +14,9 @@ import { startRegistry } from '../../src/registry.js';
 import { buildApp } from '../../src/server/app.js';
 import { Metrics } from '../../src/server/observability/metrics.js';
 import { readinessChecks } from '../../src/server/routes/health.js';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
-import { probeWritable } from '../../src/store/root-probe.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
+import { probeWritable } from '../../src/store/fs/root-probe.js';
 import { startAuthRegistry, tempDir, writeHtpasswd, type AuthRegistry } from '../helpers/auth.js';
 import { pushBlob, uniqueRepo } from '../helpers/oci.js';
 

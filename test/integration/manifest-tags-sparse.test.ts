@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type RunningRegistry } from '../../src/registry.js';
-import { runFsck } from '../../src/store/fsck.js';
+import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { MAX_TAG_PARAMETERS } from '../../src/server/routes/manifests.js';
 import {
   built,

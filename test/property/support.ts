@@ -5,7 +5,7 @@
 // the catalogue. Afterwards (checkStore): walking the API from the catalogue down, every tag
 // resolves to a manifest whose bytes hash to its digest, every blob and child manifest it
 // references is served with bytes that hash to their digest; then, with the registry
-// closed, fsck (src/store/fsck.ts, when present) reports no issue.
+// closed, fsck (src/tools/fsck/fsck.ts, when present) reports no issue.
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -122,12 +122,12 @@ export async function checkStore(probe: Probe): Promise<number> {
   return checked;
 }
 
-const FSCK_SOURCE = fileURLToPath(new URL('../../src/store/fsck.ts', import.meta.url));
+const FSCK_SOURCE = fileURLToPath(new URL('../../src/tools/fsck/fsck.ts', import.meta.url));
 
 /** fsck over a closed registry's root must find no issue; undefined when fsck is not there. */
 export async function fsckIssues(root: string): Promise<unknown[] | undefined> {
   if (!existsSync(FSCK_SOURCE)) return undefined;
-  const { runFsck } = (await import('../../src/store/fsck.js')) as {
+  const { runFsck } = (await import('../../src/tools/fsck/fsck.js')) as {
     runFsck(options: { root: string }): Promise<{ issues: unknown[] }>;
   };
   return (await runFsck({ root })).issues;

@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
 import { runBlobStoreSuite } from '../store-suites/blob-store-suite.js';
 
 runBlobStoreSuite(

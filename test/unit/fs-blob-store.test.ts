@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialHashState, isValidHashState } from '../../src/hashing/hash-state.js';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
 import { goHashStates, katInput } from '../fixtures/go-hash-states.js';
 
 const id = '11111111-2222-4333-8444-555555555555';

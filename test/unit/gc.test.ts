@@ -11,8 +11,8 @@ import { collectGarbage, ORPHAN_MIN_AGE_MS, type GcReport, type GcSettings } fro
 import { parseDigest } from '../../src/oci/digest.js';
 import { HashPool } from '../../src/hashing/hash-pool.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 import { ContentMissingError, type ManifestRecord } from '../../src/store/registry-index.js';
 
 const MINUTE = 60_000;

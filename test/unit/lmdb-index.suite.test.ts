@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 import { runRegistryIndexSuite, type ContentProbe, type OpenedIndex } from '../store-suites/registry-index-suite.js';
 
 async function openAt(dir: string, contentPresent: ContentProbe): Promise<OpenedIndex> {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { IndexEntry, ManifestRecord } from '../../src/store/registry-index.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 

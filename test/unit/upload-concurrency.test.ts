@@ -10,8 +10,8 @@ import { parseDigest, type Digest, type DigestAlgorithm } from '../../src/oci/di
 import { HashPool } from '../../src/hashing/hash-pool.js';
 import { UploadError } from '../../src/pipeline/upload-errors.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 import { expectSameBytes } from './bytes.js';
 
 let pool: HashPool;

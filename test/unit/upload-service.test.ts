@@ -13,8 +13,8 @@ import { isValidHashState } from '../../src/hashing/hash-state.js';
 import { UploadError } from '../../src/pipeline/upload-errors.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import { appendBody, BATCHES_PER_UPLOAD, CHECKPOINT_BYTES, HASH_BATCH_BYTES } from '../../src/pipeline/upload-writer.js';
-import { FsBlobStore } from '../../src/store/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb-index.js';
+import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
+import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
 import { expectSameBytes } from './bytes.js';
 
 let pool: HashPool;

@@ -7,7 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../config/schema.js';
-import { writeFileAtomic } from '../../store/durable-fs.js';
+import { writeFileAtomic } from '../../store/fs/durable-fs.js';
 
 export interface SigningKey {
   privateKey: KeyObject;

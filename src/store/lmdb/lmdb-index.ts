@@ -25,7 +25,7 @@
 // a record whose file is gone.
 
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { ContentMissingError, linkId } from './registry-index.js';
+import { ContentMissingError, linkId } from '../registry-index.js';
 import type {
   BlobRecord,
   CollectableIndex,
@@ -43,7 +43,7 @@ import type {
   Reference,
   RegistryIndex,
   UploadSession,
-} from './registry-index.js';
+} from '../registry-index.js';
 
 type RepoKey = [string, string];
 type TripleKey = [string, string, string];

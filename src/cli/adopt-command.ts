@@ -4,8 +4,8 @@
 
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { adoptDistributionRoot, AdoptionError, type AdoptionSummary } from '../store/adopt.js';
-import { LmdbIndex } from '../store/lmdb-index.js';
+import { adoptDistributionRoot, AdoptionError, type AdoptionSummary } from '../tools/adopt/adopt.js';
+import { LmdbIndex } from '../store/lmdb/lmdb-index.js';
 import { StoragePaths } from '../store/paths.js';
 import { formatDuration } from './progress.js';
 

@@ -6,7 +6,7 @@
 // snapshot while the server writes.
 
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import type { StoragePaths } from './paths.js';
+import type { StoragePaths } from '../paths.js';
 
 /** Records this process as the root's server; the returned function releases it. */
 export async function claimRoot(paths: StoragePaths): Promise<() => Promise<void>> {

@@ -4,7 +4,7 @@
 // do: the registry may run as root, for whom mode bits never refuse a write.
 
 import { unlink, writeFile } from 'node:fs/promises';
-import type { StoragePaths } from './paths.js';
+import type { StoragePaths } from '../paths.js';
 
 let probes = 0;
 

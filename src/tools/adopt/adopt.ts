@@ -33,11 +33,11 @@
 import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
-import { ManifestError, parseManifest } from '../oci/manifest.js';
-import { isRepositoryName, isTag } from '../oci/names.js';
-import { isUploadId, type StoragePaths } from './paths.js';
-import { manifestRecordOf, type AdoptableIndex, type AdoptionBatch, type ManifestRecord, type UploadSession } from './registry-index.js';
+import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
+import { ManifestError, parseManifest } from '../../oci/manifest.js';
+import { isRepositoryName, isTag } from '../../oci/names.js';
+import { isUploadId, type StoragePaths } from '../../store/paths.js';
+import { manifestRecordOf, type AdoptableIndex, type AdoptionBatch, type ManifestRecord, type UploadSession } from '../../store/registry-index.js';
 
 /** Distribution refuses larger manifests, so a larger "manifest" is some other blob. */
 export const MAX_ADOPTED_MANIFEST_BYTES = 4 * 1024 * 1024;

@@ -4,11 +4,11 @@ import { createReadStream, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { isDigestAlgorithm, type DigestAlgorithm } from '../oci/digest.js';
-import { isRepositoryName } from '../oci/names.js';
-import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from './blob-store.js';
+import { isDigestAlgorithm, type DigestAlgorithm } from '../../oci/digest.js';
+import { isRepositoryName } from '../../oci/names.js';
+import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from '../blob-store.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
-import { isUploadId, StoragePaths } from './paths.js';
+import { isUploadId, StoragePaths } from '../paths.js';
 
 /** Large reads keep syscalls per gigabyte low when streaming blobs to clients. */
 const READ_CHUNK = 1024 * 1024;

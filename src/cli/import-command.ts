@@ -14,8 +14,8 @@ import { ImportError } from '../pipeline/import/import-errors.js';
 import { parseTarget } from '../pipeline/import/references.js';
 import { HashPool } from '../hashing/hash-pool.js';
 import { UploadService } from '../pipeline/upload-service.js';
-import { FsBlobStore } from '../store/fs-blob-store.js';
-import { LmdbIndex } from '../store/lmdb-index.js';
+import { FsBlobStore } from '../store/fs/fs-blob-store.js';
+import { LmdbIndex } from '../store/lmdb/lmdb-index.js';
 import { Progress } from './progress.js';
 
 export const DEFAULT_IMPORT_URL = 'http://127.0.0.1:5000';

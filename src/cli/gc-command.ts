@@ -8,9 +8,9 @@ import https from 'node:https';
 import { collectGarbage, type GcReport, type UploadExpirer } from '../gc/collector.js';
 import { gcSchedule } from '../gc/scheduler.js';
 import { loadConfig } from '../config/load.js';
-import { FsBlobStore } from '../store/fs-blob-store.js';
-import { LmdbIndex } from '../store/lmdb-index.js';
-import { liveServer } from '../store/server-lock.js';
+import { FsBlobStore } from '../store/fs/fs-blob-store.js';
+import { LmdbIndex } from '../store/lmdb/lmdb-index.js';
+import { liveServer } from '../store/fs/server-lock.js';
 import { formatBytes } from './progress.js';
 import { existsSync } from 'node:fs';
 

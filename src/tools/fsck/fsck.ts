@@ -35,10 +35,10 @@ import { createReadStream } from 'node:fs';
 import { access, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
-import { isRepositoryName } from '../oci/names.js';
-import { LmdbIndex } from './lmdb-index.js';
-import { isUploadId, StoragePaths } from './paths.js';
+import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
+import { isRepositoryName } from '../../oci/names.js';
+import { LmdbIndex } from '../../store/lmdb/lmdb-index.js';
+import { isUploadId, StoragePaths } from '../../store/paths.js';
 import type {
   AuditableIndex,
   IndexRepair,
@@ -46,8 +46,8 @@ import type {
   ManifestRecord,
   RegistryIndex,
   UploadSession,
-} from './registry-index.js';
-import { liveServer } from './server-lock.js';
+} from '../../store/registry-index.js';
+import { liveServer } from '../../store/fs/server-lock.js';
 
 export type FsckIssueKind =
   | 'blob-corrupt' // a blob file does not hash to its digest: quarantined
