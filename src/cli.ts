@@ -3,8 +3,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { addConfigOptions, configFromOptions } from './config/cli-options.js';
 import { parseHostPort } from './config/listen.js';
 import { ConfigError } from './config/schema.js';
-import { ImportFailed, runImport, type ImportCommandOptions } from './cli/import-command.js';
+import { ExitStatus, runCommand } from './cli/exit.js';
+import { runImport, type ImportCommandOptions } from './cli/import-command.js';
 import { startRegistry } from './registry.js';
+import { StorageError } from './store/storage-errors.js';
 import { AdoptionError } from './tools/adopt/adopt.js';
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -34,9 +36,10 @@ addConfigOptions(program.command('serve').description('serve the registry API (s
         config,
       });
     } catch (error) {
-      if (!(error instanceof ConfigError) && !(error instanceof AdoptionError)) throw error;
+      // The exit policy's "could not run" (cli/exit.ts); a server that cannot start exits at once.
+      if (!(error instanceof ConfigError) && !(error instanceof StorageError) && !(error instanceof AdoptionError)) throw error;
       process.stderr.write(`stowage: ${error.message}\n`);
-      process.exit(2);
+      process.exit(ExitStatus.cannotRun);
     }
     const stop = (signal: string) => {
       registry.app.log.info({ signal }, 'shutting down');
@@ -61,16 +64,12 @@ program
   .option('--root <dir>', 'without --url: import straight into this storage root of a registry that is not running')
   .option('--user <user:password>', 'credentials for a registry with basic auth')
   .option('--token <token>', 'bearer token for a registry with token auth')
-  .action(async (file: string, options: ImportCommandOptions) => {
-    try {
+  .action((file: string, options: ImportCommandOptions) =>
+    runCommand('stowage import', async () => {
       const result = await runImport(file, options);
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    } catch (error) {
-      if (!(error instanceof ImportFailed)) throw error;
-      process.stderr.write(`stowage import: ${error.message}\n`);
-      process.exitCode = 1;
-    }
-  });
+    }),
+  );
 
 program
   .command('fsck')
@@ -79,17 +78,17 @@ program
   .option('--repair', 'remove dangling index entries and quarantine corrupt blobs (refuses while a server uses the root)')
   .option('--json', 'print the report as JSON')
   .action(async (options: { root?: string; repair?: boolean; json?: boolean }) => {
-    // Exit 0: clean; 1: damage found (the report says whether it was repaired); 2: could not run.
     const { runFsck, formatFsckReport, FsckRefused } = await import('./tools/fsck/fsck.js');
-    try {
-      const report = await runFsck({ root: options.root ?? process.env.STOWAGE_ROOT ?? './data', repair: options.repair });
-      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatFsckReport(report));
-      process.exitCode = report.clean ? 0 : 1;
-    } catch (error) {
-      if (!(error instanceof FsckRefused)) throw error;
-      process.stderr.write(`stowage fsck: ${error.message}\n`);
-      process.exitCode = 2;
-    }
+    await runCommand(
+      'stowage fsck',
+      async () => {
+        const report = await runFsck({ root: options.root ?? process.env.STOWAGE_ROOT ?? './data', repair: options.repair });
+        process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatFsckReport(report));
+        // Damage is a finding whether or not it was repaired: the report says which.
+        return report.clean ? ExitStatus.ok : ExitStatus.findings;
+      },
+      [FsckRefused],
+    );
   });
 
 program
@@ -99,16 +98,16 @@ program
   .option('--again', 'read the root again although it was adopted before (adds what is new, removes nothing)')
   .option('--json', 'print the summary as JSON')
   .action(async (root: string, options: { again?: boolean; json?: boolean }) => {
-    // Exit 0: adopted (problems skipped are listed); 2: not a Distribution root.
+    // Problems skipped on the way are listed in the summary; they are not failures.
     const { runAdopt, formatAdoptionSummary } = await import('./cli/adopt-command.js');
-    try {
-      const summary = await runAdopt(root, { again: options.again });
-      process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatAdoptionSummary(summary));
-    } catch (error) {
-      if (!(error instanceof AdoptionError)) throw error;
-      process.stderr.write(`stowage adopt: ${error.message}\n`);
-      process.exitCode = 2;
-    }
+    await runCommand(
+      'stowage adopt',
+      async () => {
+        const summary = await runAdopt(root, { again: options.again });
+        process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : formatAdoptionSummary(summary));
+      },
+      [AdoptionError],
+    );
   });
 
 program
@@ -123,15 +122,11 @@ program
   .option('--token <token>', 'bearer token (registry:catalog:*) for a registry with token auth')
   .option('--json', 'print the report as JSON')
   .action(async (options: import('./cli/gc-command.js').GcCommandOptions & { json?: boolean }) => {
-    const { runGc, formatGcReport, GcFailed } = await import('./cli/gc-command.js');
-    try {
+    const { runGc, formatGcReport } = await import('./cli/gc-command.js');
+    await runCommand('stowage gc', async () => {
       const report = await runGc(options);
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatGcReport(report));
-    } catch (error) {
-      if (!(error instanceof GcFailed) && !(error instanceof ConfigError)) throw error;
-      process.stderr.write(`stowage gc: ${error.message}\n`);
-      process.exitCode = 2;
-    }
+    });
   });
 
 await program.parseAsync(process.argv);

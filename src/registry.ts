@@ -1,13 +1,12 @@
 // Composition root: opens the index, the blob store and the hash pool, and serves them.
 
-import { mkdir } from 'node:fs/promises';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { HashPool } from './hashing/hash-pool.js';
 import { UploadService } from './pipeline/upload-service.js';
-import type { StowageConfig } from './config/config.js';
+import { DEFAULT_STORAGE, type StowageConfig } from './config/config.js';
 import { parseHostPort } from './config/listen.js';
+import { ConfigError } from './config/schema.js';
 import { buildApp } from './server/app.js';
 import { resolveLimits, type Limits } from './server/limits.js';
 import { AccessControl } from './server/auth/access-control.js';
@@ -15,10 +14,7 @@ import { loadTlsOptions } from './server/tls.js';
 import { loggingOptions, type LogFormat } from './server/observability/logging.js';
 import { Metrics } from './server/observability/metrics.js';
 import { readinessChecks } from './server/routes/health.js';
-import { probeWritable } from './store/fs/root-probe.js';
-import { FsBlobStore } from './store/fs/fs-blob-store.js';
-import { LmdbIndex } from './store/lmdb/lmdb-index.js';
-import { claimRoot } from './store/fs/server-lock.js';
+import { defaultTokenKeyFile, openStorage } from './store/open-storage.js';
 import { adoptBeforeServing } from './tools/adopt/adopt.js';
 import { GcScheduler, gcSchedule, type GcSchedule } from './gc/scheduler.js';
 
@@ -63,20 +59,16 @@ export interface RunningRegistry {
 }
 
 export async function startRegistry(options: RegistryOptions): Promise<RunningRegistry> {
-  const blobs = new FsBlobStore(options.root);
   // Auth and TLS files are read first, so a bad one stops the start before anything opens.
-  const access = options.config ? await AccessControl.create(options.config, blobs.paths.tokenKeyFile()) : undefined;
+  const storageSettings = { root: options.root, storage: options.config?.storage ?? DEFAULT_STORAGE };
+  const access = options.config ? await AccessControl.create(options.config, defaultTokenKeyFile(storageSettings)) : undefined;
   const https: HttpsServerOptions | undefined = options.config?.tls ? await loadTlsOptions(options.config.tls) : undefined;
-  await mkdir(path.dirname(blobs.paths.indexFile()), { recursive: true });
-  // The probe lets a commit see, inside its transaction, that GC has not just removed the
-  // file it is about to record (lmdb-index.ts, gc/collector.ts).
-  const index = await LmdbIndex.open(blobs.paths.indexFile(), {
-    contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size),
-  });
-  // Tells `fsck --repair` that a server is using the root (store/server-lock.ts).
-  const releaseRoot = await claimRoot(blobs.paths);
+  const storage = await openStorage(storageSettings);
+  const { index, blobs } = storage;
+  // Tells `fsck --repair` that a server is using the storage.
+  const releaseRoot = await storage.claimServer();
   const pool = await HashPool.open();
-  const metrics = new Metrics({ pool, index, storageRoot: blobs.paths.root });
+  const metrics = new Metrics({ pool, index, capacity: () => storage.capacity() });
   const limits = resolveLimits(options.config?.limits, options.limits);
   const uploads = new UploadService(
     index,
@@ -88,7 +80,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const monitoring = {
     metrics,
     accessLog: options.accessLog ?? true,
-    readiness: readinessChecks({ index, pool, probeRoot: () => probeWritable(blobs.paths) }),
+    readiness: readinessChecks({ storage: storage.checks, pool }),
   };
   const logging = loggingOptions({ level: options.logLevel, format: options.logFormat, stream: options.logStream });
   const gc = new GcScheduler(
@@ -108,12 +100,15 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   // The loopback listener is a second app over the same store, so it behaves exactly alike.
   const plain =
     https && options.config?.listenPlain ? buildApp({ index, blobs, uploads, manifests }, { ...logging, monitoring, access, limits, gc }) : undefined;
-  app.log.info({ engine: pool.engineName, root: blobs.paths.root }, 'hash engine and storage root');
+  app.log.info({ engine: pool.engineName, ...storage.description }, 'hash engine and storage');
 
   let address: string;
   let plainAddress: string | undefined;
   try {
-    if (options.adopt ?? options.config?.adopt) await adoptBeforeServing(index, blobs.paths, app.log);
+    if (options.adopt ?? options.config?.adopt) {
+      if (!storage.localLayout) throw new ConfigError('adopt', 'adopting a Distribution root needs the filesystem blob driver');
+      await adoptBeforeServing(index, storage.localLayout, app.log);
+    }
     address = await app.listen({ host: options.host, port: options.port });
     if (plain) plainAddress = await plain.listen(parseHostPort(options.config!.listenPlain!));
     gc.start();
@@ -121,7 +116,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
     await gc.close();
     await app.close();
     await pool.close();
-    await index.close();
+    await storage.close();
     await releaseRoot();
     throw error;
   }
@@ -149,7 +144,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
         // Before the index closes: a run in progress finishes its transaction first.
         await gc.close();
         await pool.close();
-        await index.close();
+        await storage.close();
         await releaseRoot();
       }
     })();

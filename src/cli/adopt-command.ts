@@ -1,12 +1,11 @@
 // `stowage adopt <distribution-root>`: builds the index of a CNCF Distribution storage root in
-// place (store/adopt.ts), with a progress bar on a terminal and a plain line every few seconds
+// place (tools/adopt/), with a progress bar on a terminal and a plain line every few seconds
 // otherwise, then a summary of what was adopted and what was skipped.
 
-import { mkdir, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import { DEFAULT_STORAGE } from '../config/config.js';
 import { adoptDistributionRoot, AdoptionError, type AdoptionSummary } from '../tools/adopt/adopt.js';
-import { LmdbIndex } from '../store/lmdb/lmdb-index.js';
-import { StoragePaths } from '../store/paths.js';
+import { localLayoutOf, openStorage } from '../store/open-storage.js';
 import { formatDuration } from './progress.js';
 
 export interface AdoptCommandOptions {
@@ -16,12 +15,15 @@ export interface AdoptCommandOptions {
 
 /** Adopts `root`; rejects with AdoptionError when it is not a Distribution root. */
 export async function runAdopt(root: string, options: AdoptCommandOptions = {}): Promise<AdoptionSummary> {
-  const paths = new StoragePaths(root);
-  // Checked before the index is created, so a mistyped root gets no stowage/ directory.
-  const base = await stat(paths.base).catch(() => undefined);
-  if (!base?.isDirectory()) throw new AdoptionError(`not a Distribution storage root: ${paths.base} is not a directory`);
-  await mkdir(path.dirname(paths.indexFile()), { recursive: true });
-  const index = await LmdbIndex.open(paths.indexFile());
+  const settings = { root, storage: DEFAULT_STORAGE };
+  // Checked before the storage opens (and creates its index), so a mistyped root gets no stowage/ directory.
+  const base = localLayoutOf(settings)?.base;
+  if (base === undefined || !(await stat(base).catch(() => undefined))?.isDirectory()) {
+    throw new AdoptionError(`not a Distribution storage root: ${base} is not a directory`);
+  }
+  const storage = await openStorage(settings);
+  const { index } = storage;
+  const paths = storage.localLayout!;
   const bar = new CountBar(options.stream ?? process.stderr);
   try {
     const summary = await adoptDistributionRoot(index, paths, {
@@ -34,7 +36,7 @@ export async function runAdopt(root: string, options: AdoptCommandOptions = {}):
     bar.end();
     throw error;
   } finally {
-    await index.close();
+    await storage.close();
   }
 }
 

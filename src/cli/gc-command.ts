@@ -8,11 +8,9 @@ import https from 'node:https';
 import { collectGarbage, type GcReport, type UploadExpirer } from '../gc/collector.js';
 import { gcSchedule } from '../gc/scheduler.js';
 import { loadConfig } from '../config/load.js';
-import { FsBlobStore } from '../store/fs/fs-blob-store.js';
-import { LmdbIndex } from '../store/lmdb/lmdb-index.js';
-import { liveServer } from '../store/fs/server-lock.js';
+import { openStorage } from '../store/open-storage.js';
+import { CommandFailed } from './exit.js';
 import { formatBytes } from './progress.js';
-import { existsSync } from 'node:fs';
 
 export const DEFAULT_GC_URL = 'http://127.0.0.1:5000';
 const GC_PATH = '/api/v1/gc';
@@ -31,7 +29,7 @@ export interface GcCommandOptions {
   token?: string;
 }
 
-export class GcFailed extends Error {}
+export class GcFailed extends CommandFailed {}
 
 export async function runGc(options: GcCommandOptions): Promise<GcReport> {
   if (options.root !== undefined && options.url === undefined) return gcInRoot(options.root, options);
@@ -62,10 +60,9 @@ async function gcInRoot(root: string, options: GcCommandOptions): Promise<GcRepo
   const config = loadConfig({ configFile: options.config });
   const grace = options.grace === undefined ? undefined : Number(options.grace);
   if (grace !== undefined && (!Number.isSafeInteger(grace) || grace < 0)) throw new GcFailed(`--grace: expected seconds, got ${JSON.stringify(options.grace)}`);
-  const blobs = new FsBlobStore(root);
-  if (!existsSync(blobs.paths.indexFile())) throw new GcFailed(`${root} is not a Stowage storage root (no ${blobs.paths.indexFile()})`);
-  const index = await LmdbIndex.open(blobs.paths.indexFile());
-  const server = await liveServer(blobs.paths);
+  const storage = await openStorage({ root, storage: config.storage }, { mustExist: true });
+  const { index, blobs } = storage;
+  const server = await storage.liveServer();
   const uploads: UploadExpirer = {
     async expireIdle(repo, id) {
       if (server !== undefined) return false;
@@ -78,7 +75,7 @@ async function gcInRoot(root: string, options: GcCommandOptions): Promise<GcRepo
     const schedule = gcSchedule(config.gc, grace === undefined ? {} : { graceMs: grace * 1000 });
     return await collectGarbage({ index, blobs, uploads }, schedule, { dryRun: options.dryRun });
   } finally {
-    await index.close();
+    await storage.close();
   }
 }
 

@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -14,8 +14,9 @@ import { ImportError } from '../pipeline/import/import-errors.js';
 import { parseTarget } from '../pipeline/import/references.js';
 import { HashPool } from '../hashing/hash-pool.js';
 import { UploadService } from '../pipeline/upload-service.js';
-import { FsBlobStore } from '../store/fs/fs-blob-store.js';
-import { LmdbIndex } from '../store/lmdb/lmdb-index.js';
+import { DEFAULT_STORAGE } from '../config/config.js';
+import { openStorage } from '../store/open-storage.js';
+import { CommandFailed, ExitStatus } from './exit.js';
 import { Progress } from './progress.js';
 
 export const DEFAULT_IMPORT_URL = 'http://127.0.0.1:5000';
@@ -31,7 +32,12 @@ export interface ImportCommandOptions {
   token?: string;
 }
 
-export class ImportFailed extends Error {}
+/** Exit status 1: the archive or the registry said no (exit.ts). */
+export class ImportFailed extends CommandFailed {
+  constructor(message: string) {
+    super(message, ExitStatus.findings);
+  }
+}
 
 /** Imports `file` ('-' for stdin); resolves with what was imported, rejects with ImportFailed. */
 export async function runImport(file: string, options: ImportCommandOptions): Promise<ImportResult> {
@@ -121,10 +127,10 @@ function describeError(text: string): string {
  * its first start on an air-gapped host). Same pipeline, same checks, same single commit.
  */
 async function importIntoRoot(root: string, source: AsyncIterable<Buffer>, repository: string | undefined): Promise<ImportResult> {
-  const blobs = new FsBlobStore(root);
-  await mkdir(path.dirname(blobs.paths.indexFile()), { recursive: true });
-  // With the probe, a GC of a server running over the same root cannot remove what this commits.
-  const index = await LmdbIndex.open(blobs.paths.indexFile(), { contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size) });
+  // The storage's index re-checks content inside each commit, so a GC of a server running
+  // over the same root cannot remove what this commits.
+  const storage = await openStorage({ root, storage: DEFAULT_STORAGE });
+  const { index, blobs } = storage;
   const pool = await HashPool.open({ threads: 2 });
   try {
     const target = repository === undefined ? undefined : parseTarget(repository, 'repository', false);
@@ -134,6 +140,6 @@ async function importIntoRoot(root: string, source: AsyncIterable<Buffer>, repos
     throw error;
   } finally {
     await pool.close();
-    await index.close();
+    await storage.close();
   }
 }

@@ -65,6 +65,8 @@ export interface StowageConfig {
   gc: GcConfig;
   /** What a manifest push must satisfy (see ManifestsConfig). */
   manifests: ManifestsConfig;
+  /** Which backends hold blobs and the index (store/open-storage.ts builds them). */
+  storage: StorageConfig;
   /**
    * Adopt the root as a CNCF Distribution storage root before serving (store/adopt.ts), unless
    * the index records a complete adoption already; safe to leave on.
@@ -128,6 +130,18 @@ export interface ManifestsConfig {
   sparse: boolean;
 }
 
+/**
+ * The storage drivers. Today the local filesystem (blobs and uploads under `root`, in
+ * Distribution's layout) and LMDB (the index under `root`/stowage); the scale-out drivers
+ * (S3-compatible object storage, PostgreSQL) are added here.
+ */
+export interface StorageConfig {
+  blobs: { driver: 'filesystem' };
+  index: { driver: 'lmdb' };
+}
+
+export const DEFAULT_STORAGE: StorageConfig = { blobs: { driver: 'filesystem' }, index: { driver: 'lmdb' } };
+
 export const DEFAULTS: StowageConfig = {
   listen: '127.0.0.1:5000',
   root: './data',
@@ -140,6 +154,7 @@ export const DEFAULTS: StowageConfig = {
   limits: { ...DEFAULT_LIMITS },
   gc: { interval: 3600, grace: 3600, uploadsStaleAfter: 86_400 },
   manifests: { sparse: false },
+  storage: { blobs: { ...DEFAULT_STORAGE.blobs }, index: { ...DEFAULT_STORAGE.index } },
   adopt: false,
 };
 
@@ -277,6 +292,13 @@ export const SCHEMA: SchemaNode = {
       type: 'object',
       properties: {
         sparse: { type: 'boolean', doc: 'accept manifests whose blobs or children the repository lacks' },
+      },
+    },
+    storage: {
+      type: 'object',
+      properties: {
+        blobs: { type: 'object', properties: { driver: { type: 'string', enum: ['filesystem'], doc: 'where blobs and uploads live' } } },
+        index: { type: 'object', properties: { driver: { type: 'string', enum: ['lmdb'], doc: 'where links, manifests, tags and sessions live' } } },
       },
     },
     adopt: { type: 'boolean' },

@@ -22,6 +22,7 @@
 // its own transaction that the file is there (LmdbIndex's contentPresent), so whichever
 // commits first wins and the index never names a file that is gone.
 
+import type { CollectableBlobStore } from '../store/blob-store.js';
 import type { CollectableIndex, RegistryIndex } from '../store/registry-index.js';
 import { linkId } from '../store/registry-index.js';
 
@@ -56,16 +57,6 @@ export interface GcReport {
   bytesReclaimed: number;
   uploadsPurged: number;
   uploadDirsRemoved: number;
-}
-
-/** What GC needs of the blob store (FsBlobStore). */
-export interface CollectableBlobStore {
-  /** Bytes freed, undefined if the file was not there; synchronous (it runs inside a transaction). */
-  removeBlobFileSync(digest: string): number | undefined;
-  blobFiles(): AsyncIterable<{ digest: string; size: number; mtimeMs: number }>;
-  uploadDirectories(): AsyncIterable<{ repo: string; id: string; mtimeMs: number }>;
-  uploadActivity(repo: string, id: string): Promise<number | undefined>;
-  removeUpload(repo: string, id: string): Promise<void>;
 }
 
 /** Ends idle upload sessions (UploadService.expireIdle, which knows the sessions in use). */

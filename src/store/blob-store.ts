@@ -82,3 +82,13 @@ export interface BlobStore {
   /** When the upload last received bytes (milliseconds); undefined if its data is gone. GC purges idle ones. */
   uploadActivity(repo: string, id: string): Promise<number | undefined>;
 }
+
+/** What GC (gc/collector.ts) needs of the blob store beyond BlobStore: listing and removing files. */
+export interface CollectableBlobStore {
+  /** Bytes freed, undefined if the file was not there; synchronous (it runs inside a transaction). */
+  removeBlobFileSync(digest: string): number | undefined;
+  blobFiles(): AsyncIterable<{ digest: string; size: number; mtimeMs: number }>;
+  uploadDirectories(): AsyncIterable<{ repo: string; id: string; mtimeMs: number }>;
+  uploadActivity(repo: string, id: string): Promise<number | undefined>;
+  removeUpload(repo: string, id: string): Promise<void>;
+}

@@ -2,7 +2,7 @@
 // file put in its place (tests run as root, for whom chmod refuses nothing), and the index
 // and hash pool are closed under a server built from the same parts startRegistry uses.
 
-import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -14,9 +14,9 @@ import { startRegistry } from '../../src/registry.js';
 import { buildApp } from '../../src/server/app.js';
 import { Metrics } from '../../src/server/observability/metrics.js';
 import { readinessChecks } from '../../src/server/routes/health.js';
-import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
-import { probeWritable } from '../../src/store/fs/root-probe.js';
+import { DEFAULT_STORAGE } from '../../src/config/config.js';
+import { openStorage } from '../../src/store/open-storage.js';
+import type { Storage } from '../../src/store/storage.js';
 import { startAuthRegistry, tempDir, writeHtpasswd, type AuthRegistry } from '../helpers/auth.js';
 import { pushBlob, uniqueRepo } from '../helpers/oci.js';
 
@@ -131,15 +131,14 @@ describe('behind registry authentication', () => {
 describe('readiness of the index and the hash pool', () => {
   let parent: string;
   let app: FastifyInstance;
-  let index: LmdbIndex;
+  let storage: Storage;
   let pool: HashPool;
   let base: string;
 
   beforeAll(async () => {
     parent = await mkdtemp(path.join(os.tmpdir(), 'stowage-health-'));
-    const blobs = new FsBlobStore(parent);
-    await mkdir(path.dirname(blobs.paths.indexFile()), { recursive: true });
-    index = await LmdbIndex.open(blobs.paths.indexFile());
+    storage = await openStorage({ root: parent, storage: DEFAULT_STORAGE });
+    const { index, blobs } = storage;
     pool = await HashPool.open({ threads: 1 });
     const metrics = new Metrics({ pool, index });
     app = buildApp(
@@ -149,7 +148,7 @@ describe('readiness of the index and the hash pool', () => {
         monitoring: {
           metrics,
           accessLog: false,
-          readiness: readinessChecks({ index, pool, probeRoot: () => probeWritable(blobs.paths) }),
+          readiness: readinessChecks({ storage: storage.checks, pool }),
         },
       },
     );
@@ -159,7 +158,7 @@ describe('readiness of the index and the hash pool', () => {
   afterAll(async () => {
     await app?.close();
     await pool?.close();
-    await index?.close();
+    await storage?.close();
     if (parent) await rm(parent, { recursive: true, force: true });
   });
 
@@ -170,7 +169,7 @@ describe('readiness of the index and the hash pool', () => {
     expect(poolDown.status).toBe(503);
     expect(poolDown.body.failed).toEqual(['pool']);
     expect(poolDown.body.checks.pool).toEqual({ ok: false, error: 'hash pool down' });
-    await index.close();
+    await storage.close();
     const bothDown = await readyz(base);
     expect(bothDown.status).toBe(503);
     expect(bothDown.body.failed).toEqual(['index', 'pool']);

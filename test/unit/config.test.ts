@@ -105,6 +105,15 @@ describe('configuration layers', () => {
     expect(() => resolveConfig({ file: file({ manifests: { spares: true } }) })).toThrow(/manifests\.spares: unknown key/);
   });
 
+  it('reads the storage drivers (filesystem + LMDB by default) from the file and STOWAGE_STORAGE_*', () => {
+    expect(resolveConfig({}).storage).toEqual({ blobs: { driver: 'filesystem' }, index: { driver: 'lmdb' } });
+    expect(resolveConfig({ file: file({ storage: { index: { driver: 'lmdb' } } }) }).storage.blobs.driver).toBe('filesystem');
+    expect(resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 'filesystem', STOWAGE_STORAGE_INDEX_DRIVER: 'lmdb' } }).storage.index.driver).toBe('lmdb');
+    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 'tape' } })).toThrow(/storage\.blobs\.driver: expected one of filesystem, got "tape".*STOWAGE_STORAGE_BLOBS_DRIVER/);
+    expect(() => resolveConfig({ file: file({ storage: { index: { driver: 'sqlite' } } }) })).toThrow(/storage\.index\.driver: expected one of lmdb.*stowage\.yml/);
+    expect(() => resolveConfig({ file: file({ storage: { blob: {} } }) })).toThrow(/storage\.blob: unknown key \(expected one of blobs, index\)/);
+  });
+
   it('reads limits from the file, the environment and flags over their defaults', () => {
     const config = resolveConfig({
       file: file({ limits: { maxManifestBytes: 8 * 1024 * 1024, idleTimeout: 30 } }),

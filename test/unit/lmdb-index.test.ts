@@ -59,7 +59,7 @@ describe('monitoring', () => {
     await index.linkBlob('q', d('c'), 5);
     await index.putManifest('r', manifest(d('m'), { blobs: [d('c')] }), ['a', 'b']);
     await index.createUpload({ id: 'u1', repo: 'r', algorithm: 'sha256', startedAt: 1 });
-    const stats = index.stats();
+    const stats = await index.stats();
     expect(stats.entries).toEqual({ repositories: 2, manifests: 1, tags: 2, blobs: 2, links: 2, uploads: 1 });
     expect(stats.sizeBytes).toBeGreaterThan(0);
   });

@@ -7,7 +7,6 @@
 // Other parts of the server report through the methods here, never through prom-client
 // directly: garbage collection calls gcRun() after each run.
 
-import { statfs } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What the scrape reads from the hash pool. */
@@ -20,14 +19,17 @@ export interface PoolSource {
 
 /** What the scrape reads from the index: entry counts by kind and the bytes its pages use. */
 export interface IndexSource {
-  stats(): { sizeBytes: number; entries: Record<string, number> };
+  stats(): Promise<{ sizeBytes: number; entries: Record<string, number> }>;
 }
+
+/** What the scrape reads of the storage's space (storage.ts' capacity). */
+export type CapacitySource = () => Promise<{ freeBytes: number; totalBytes: number } | undefined>;
 
 export interface MetricsSources {
   pool?: PoolSource;
   index?: IndexSource;
-  /** A directory on the storage volume, for free and total space. */
-  storageRoot?: string;
+  /** Free and total space where blobs go. */
+  capacity?: CapacitySource;
 }
 
 export interface GcRunDetails {
@@ -90,7 +92,7 @@ export class Metrics {
 
     if (sources.pool) this.registerPool(sources.pool);
     if (sources.index) this.registerIndex(sources.index);
-    if (sources.storageRoot) this.registerStorage(sources.storageRoot);
+    if (sources.capacity) this.registerStorage(sources.capacity);
 
     this.gcRuns = new Counter({ name: 'stowage_gc_runs_total', help: 'Garbage collection runs completed', registers });
     this.gcBytes = new Counter({
@@ -204,13 +206,13 @@ export class Metrics {
 
   private registerIndex(index: IndexSource): void {
     const registers = [this.registry];
-    // stats() reads LMDB's environment statistics: microseconds, so each gauge asks afresh.
+    // stats() is cheap (LMDB: its environment statistics, no scan), so each gauge asks afresh.
     new Gauge({
       name: 'stowage_index_size_bytes',
       help: 'Bytes used by the index\'s pages',
       registers,
-      collect() {
-        this.set(index.stats().sizeBytes);
+      async collect() {
+        this.set((await index.stats()).sizeBytes);
       },
     });
     new Gauge({
@@ -218,22 +220,21 @@ export class Metrics {
       help: 'Entries in the index, by kind (repositories, manifests, tags, blobs, links, uploads)',
       labelNames: ['kind'],
       registers,
-      collect() {
-        for (const [kind, count] of Object.entries(index.stats().entries)) this.set({ kind }, count);
+      async collect() {
+        for (const [kind, count] of Object.entries((await index.stats()).entries)) this.set({ kind }, count);
       },
     });
   }
 
-  private registerStorage(root: string): void {
+  private registerStorage(read: CapacitySource): void {
     const registers = [this.registry];
-    const read = () => statfs(root).catch(() => undefined);
     new Gauge({
       name: 'stowage_storage_free_bytes',
       help: 'Bytes available to Stowage on the storage root\'s filesystem',
       registers,
       async collect() {
         const stats = await read();
-        if (stats) this.set(stats.bavail * stats.bsize);
+        if (stats) this.set(stats.freeBytes);
       },
     });
     new Gauge({
@@ -242,7 +243,7 @@ export class Metrics {
       registers,
       async collect() {
         const stats = await read();
-        if (stats) this.set(stats.blocks * stats.bsize);
+        if (stats) this.set(stats.totalBytes);
       },
     });
   }

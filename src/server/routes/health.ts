@@ -11,17 +11,9 @@ export interface ReadinessCheck {
   check(): Promise<void> | void;
 }
 
-/** The registry's readiness: the index open, the storage root taking writes, the hash pool up. */
-export function readinessChecks(parts: {
-  index: { isOpen(): boolean };
-  pool: { readonly isUp: boolean };
-  probeRoot(): Promise<void>;
-}): ReadinessCheck[] {
-  return [
-    { name: 'index', check: () => void (parts.index.isOpen() || fail('index closed')) },
-    { name: 'root', check: () => parts.probeRoot() },
-    { name: 'pool', check: () => void (parts.pool.isUp || fail('hash pool down')) },
-  ];
+/** The registry's readiness: each storage dependency's own checks, and the hash pool up. */
+export function readinessChecks(parts: { storage: readonly ReadinessCheck[]; pool: { readonly isUp: boolean } }): ReadinessCheck[] {
+  return [...parts.storage, { name: 'pool', check: () => void (parts.pool.isUp || fail('hash pool down')) }];
 }
 
 function fail(reason: string): never {

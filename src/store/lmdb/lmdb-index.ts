@@ -42,6 +42,7 @@ import type {
   RegistryIndex,
   UploadSession,
 } from '../registry-index.js';
+import type { IndexStats } from '../storage.js';
 import { guardFailedCommits } from './commit-guard.js';
 import { LmdbCollectable } from './lmdb-collectable.js';
 import { HIGH, publicRecord, type ContentProbe } from './tables.js';
@@ -312,7 +313,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   }
 
   /** Entry counts and the bytes the environment's pages use, from LMDB's statistics (no scan). */
-  stats(): { sizeBytes: number; entries: Record<string, number> } {
+  async stats(): Promise<IndexStats> {
     const env = this.env.getStats() as { pageSize: number; lastPageNumber: number };
     const count = (db: { getStats(): object }) => (db.getStats() as { entryCount: number }).entryCount;
     return {

@@ -1,0 +1,79 @@
+// The one composition point of the storage: from the configuration's `root` and `storage`
+// section it builds the index and the blob store of the configured drivers, and the services
+// around them (storage.ts). The server and every command open their storage here; nothing
+// else constructs a backend.
+
+import { existsSync } from 'node:fs';
+import { mkdir, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import type { StorageConfig } from '../config/config.js';
+import { FsBlobStore } from './fs/fs-blob-store.js';
+import { probeWritable } from './fs/root-probe.js';
+import { claimRoot, liveServer } from './fs/server-lock.js';
+import { LmdbIndex } from './lmdb/lmdb-index.js';
+import { StoragePaths } from './paths.js';
+import type { Storage } from './storage.js';
+import { StorageError } from './storage-errors.js';
+
+export interface StorageSettings {
+  /** The local root: blobs and uploads (filesystem driver), the index (LMDB driver), the default token key. */
+  root: string;
+  storage: StorageConfig;
+}
+
+export interface OpenStorageOptions {
+  /**
+   * Refuse with STORAGE_NOT_FOUND, creating nothing, when the storage holds no index: for
+   * tools that inspect or clean an existing registry (fsck, gc --root).
+   */
+  mustExist?: boolean;
+}
+
+export async function openStorage(settings: StorageSettings, options: OpenStorageOptions = {}): Promise<Storage> {
+  const { blobs: blobDriver, index: indexDriver } = settings.storage;
+  if (blobDriver.driver !== 'filesystem' || indexDriver.driver !== 'lmdb') {
+    throw new Error(`unsupported storage drivers: ${blobDriver.driver} + ${indexDriver.driver}`);
+  }
+  const blobs = new FsBlobStore(settings.root);
+  const paths = blobs.paths;
+  const indexFile = paths.indexFile();
+  if (options.mustExist && !existsSync(indexFile)) {
+    throw new StorageError('STORAGE_NOT_FOUND', `${settings.root} is not a Stowage storage root (no ${indexFile})`);
+  }
+  await mkdir(path.dirname(indexFile), { recursive: true });
+  // The probe lets a commit see, inside its transaction, that GC has not just removed the
+  // file it is about to record (lmdb/tables.ts, gc/collector.ts).
+  const index = await LmdbIndex.open(indexFile, { contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size) });
+  return {
+    index,
+    blobs,
+    description: { blobs: 'filesystem', index: 'lmdb', root: paths.root },
+    checks: [
+      { name: 'index', check: async () => void (index.isOpen() || fail('index closed')) },
+      { name: 'root', check: () => probeWritable(paths) },
+    ],
+    capacity: async () => {
+      const stats = await statfs(paths.root).catch(() => undefined);
+      return stats && { freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize };
+    },
+    defaultTokenKeyFile: paths.tokenKeyFile(),
+    localLayout: paths,
+    claimServer: () => claimRoot(paths),
+    liveServer: () => liveServer(paths),
+    close: () => index.close(),
+  };
+}
+
+/** Where the token signing key goes when none is configured; known before the storage opens. */
+export function defaultTokenKeyFile(settings: StorageSettings): string {
+  return new StoragePaths(settings.root).tokenKeyFile();
+}
+
+/** The local layout the storage would have (Storage.localLayout), known before it opens. */
+export function localLayoutOf(settings: StorageSettings): StoragePaths | undefined {
+  return settings.storage.blobs.driver === 'filesystem' ? new StoragePaths(settings.root) : undefined;
+}
+
+function fail(reason: string): never {
+  throw new Error(reason);
+}

@@ -1,0 +1,57 @@
+// What a process gets from openStorage (open-storage.ts): the index and the blob store of the
+// configured backends, and the few services around them that the server and the tools need
+// (readiness checks, capacity, who serves the storage). Nothing outside store/ learns more
+// about a backend than this: no path, no LMDB key, no SQL table.
+
+import type { BlobStore, CollectableBlobStore } from './blob-store.js';
+import type { StoragePaths } from './paths.js';
+import type { AdoptableIndex, AuditableIndex, CollectableIndex, RegistryIndex } from './registry-index.js';
+
+/** The index a process works with: the API's reads and writes, GC's, fsck's and adoption's. */
+export type StorageIndex = RegistryIndex & CollectableIndex & AuditableIndex & AdoptableIndex & IndexMonitoring;
+
+export interface IndexMonitoring {
+  /** False once closed (or closing): the readiness probe's view of the index. */
+  isOpen(): boolean;
+  /** Entry counts by kind and the bytes the index uses, for metrics. */
+  stats(): Promise<IndexStats>;
+}
+
+export interface IndexStats {
+  sizeBytes: number;
+  entries: Record<string, number>;
+}
+
+/** One dependency's readiness: resolves when it can serve, rejects with the reason otherwise. */
+export interface StorageCheck {
+  name: string;
+  check(): Promise<void>;
+}
+
+export interface StorageCapacity {
+  freeBytes: number;
+  totalBytes: number;
+}
+
+export interface Storage {
+  readonly index: StorageIndex;
+  readonly blobs: BlobStore & CollectableBlobStore;
+  /** The drivers and where they keep their data, for the start-up log line. */
+  readonly description: Record<string, string>;
+  /** Readiness of each dependency (/readyz). */
+  readonly checks: readonly StorageCheck[];
+  /** Space left where blobs go; undefined where the backend has no such notion. */
+  capacity(): Promise<StorageCapacity | undefined>;
+  /** Where the token endpoint keeps its signing key when auth.token.key is unset. */
+  readonly defaultTokenKeyFile: string;
+  /**
+   * Distribution's layout on a local disk, for the tools that read it directly (adoption of a
+   * Distribution root, fsck's walk of the blob files); undefined on other backends.
+   */
+  readonly localLayout?: StoragePaths;
+  /** Records this process as the storage's server (fsck --repair refuses while one lives); returns the release. */
+  claimServer(): Promise<() => Promise<void>>;
+  /** The pid of a live process serving this storage, if any. */
+  liveServer(): Promise<number | undefined>;
+  close(): Promise<void>;
+}
