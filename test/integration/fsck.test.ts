@@ -357,6 +357,6 @@ describe('the fsck command', () => {
   it('refuses a directory that is not a storage root', async () => {
     const result = await run(process.execPath, [CLI, 'fsck', '--root', path.join(path.dirname(CLI), 'no-such-root')]).catch((e) => e);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('no Stowage index');
+    expect(result.stderr).toContain('is not a Stowage storage root');
   });
 });

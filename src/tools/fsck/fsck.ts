@@ -28,21 +28,21 @@
 // snapshot taken before the files are walked, and findings about upload sessions are
 // checked again against the live index before they are reported. Blobs that a concurrent GC
 // removes during the walk can still show up as missing. Repair refuses to run while a live
-// server holds the root (server-lock.ts).
+// server holds the root (Storage.liveServer).
 //
 // The pieces: fsck-snapshot.ts reads the index and hashes the blob files, fsck-checks.ts
 // holds the checks, fsck-findings.ts collects what they find, fsck-report.ts is the report.
 // This file runs them in order and makes the repairs.
 
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { LmdbIndex } from '../../store/lmdb/lmdb-index.js';
-import { StoragePaths } from '../../store/paths.js';
+import { DEFAULT_STORAGE, type StorageConfig } from '../../config/config.js';
+import { openStorage } from '../../store/open-storage.js';
+import type { StoragePaths } from '../../store/paths.js';
 import type { AuditableIndex, RegistryIndex } from '../../store/registry-index.js';
-import { liveServer } from '../../store/fs/server-lock.js';
 import { checkBlobs, checkLinks, checkManifests, checkRepos, checkReverseEntries, checkTags, checkUploads } from './fsck-checks.js';
 import { Findings } from './fsck-findings.js';
 import type { FsckReport } from './fsck-report.js';
-import { exists, FsckSnapshot } from './fsck-snapshot.js';
+import { FsckSnapshot } from './fsck-snapshot.js';
 
 export { formatFsckReport } from './fsck-report.js';
 export type { FsckFinding, FsckIssue, FsckIssueKind, FsckReport, FsckWarningKind } from './fsck-report.js';
@@ -50,8 +50,8 @@ export type { FsckFinding, FsckIssue, FsckIssueKind, FsckReport, FsckWarningKind
 export interface FsckOptions {
   root: string;
   repair?: boolean;
-  /** Use this open index instead of opening the root's (tests that keep a registry in-process). */
-  index?: RegistryIndex & AuditableIndex;
+  /** The storage drivers (default: filesystem + LMDB). */
+  storage?: StorageConfig;
   /** How many blobs are hashed at once. */
   concurrency?: number;
 }
@@ -59,25 +59,22 @@ export interface FsckOptions {
 export class FsckRefused extends Error {}
 
 export async function runFsck(options: FsckOptions): Promise<FsckReport> {
-  const paths = new StoragePaths(options.root);
   const repair = options.repair ?? false;
-  if (repair) {
-    const pid = await liveServer(paths);
-    if (pid !== undefined) {
-      throw new FsckRefused(
-        `a server (pid ${pid}) is using ${paths.root}; stop it before fsck --repair (fsck without --repair may run beside it)`,
-      );
-    }
-  }
-  let index = options.index;
-  if (!index) {
-    if (!(await exists(paths.indexFile()))) throw new FsckRefused(`no Stowage index at ${paths.indexFile()}`);
-    index = await LmdbIndex.open(paths.indexFile());
-  }
+  const storage = await openStorage({ root: options.root, storage: options.storage ?? DEFAULT_STORAGE }, { mustExist: true });
   try {
-    return await fsck(paths, index, repair, options.concurrency ?? 2);
+    const paths = storage.localLayout;
+    if (!paths) throw new FsckRefused('fsck reads the blob files of the filesystem driver; this storage has none');
+    if (repair) {
+      const pid = await storage.liveServer();
+      if (pid !== undefined) {
+        throw new FsckRefused(
+          `a server (pid ${pid}) is using ${paths.root}; stop it before fsck --repair (fsck without --repair may run beside it)`,
+        );
+      }
+    }
+    return await fsck(paths, storage.index, repair, options.concurrency ?? 2);
   } finally {
-    if (!options.index) await index.close();
+    await storage.close();
   }
 }
 
