@@ -101,11 +101,11 @@ export async function collectGarbage(deps: GcDeps, settings: GcSettings, options
 
 async function untaggedManifests(deps: GcDeps, before: number, dryRun: boolean): Promise<number> {
   // A dry run counts the first round only: what later rounds free depends on the first.
-  if (dryRun) return deps.index.untaggedManifests(before).length;
+  if (dryRun) return (await deps.index.untaggedManifests(before)).length;
   let removed = 0;
   for (let round = 0; round < 16; round++) {
     let thisRound = 0;
-    for (const batch of batches(deps.index.untaggedManifests(before))) {
+    for (const batch of batches(await deps.index.untaggedManifests(before))) {
       thisRound += (await deps.index.removeUntaggedManifests(batch, before)).length;
     }
     removed += thisRound;
@@ -115,7 +115,7 @@ async function untaggedManifests(deps: GcDeps, before: number, dryRun: boolean):
 }
 
 async function unusedLinks(deps: GcDeps, before: number, dryRun: boolean, report: GcReport): Promise<Set<string>> {
-  const candidates = deps.index.unusedLinks(before);
+  const candidates = await deps.index.unusedLinks(before);
   if (dryRun) {
     report.linksDropped = candidates.length;
     return new Set(candidates.map(([repo, digest]) => linkId(repo, digest)));
@@ -125,7 +125,7 @@ async function unusedLinks(deps: GcDeps, before: number, dryRun: boolean, report
 }
 
 async function unreferencedBlobs(deps: GcDeps, before: number, droppedLinks: Set<string> | undefined, report: GcReport): Promise<void> {
-  const candidates = deps.index.unreferencedBlobs(before, droppedLinks);
+  const candidates = await deps.index.unreferencedBlobs(before, droppedLinks);
   if (droppedLinks) {
     report.blobsRemoved = candidates.length;
     report.bytesReclaimed += candidates.reduce((sum, blob) => sum + blob.size, 0);
@@ -163,7 +163,7 @@ async function orphanFiles(deps: GcDeps, before: number, dryRun: boolean, report
     report.bytesReclaimed += bytes;
   };
   for await (const file of deps.blobs.blobFiles()) {
-    if (file.mtimeMs >= before || deps.index.hasBlobRecord(file.digest)) continue;
+    if (file.mtimeMs >= before || (await deps.index.hasBlobRecord(file.digest))) continue;
     if (dryRun) {
       report.orphanFilesRemoved++;
       report.bytesReclaimed += file.size;
@@ -176,7 +176,7 @@ async function orphanFiles(deps: GcDeps, before: number, dryRun: boolean, report
 }
 
 async function staleUploads(deps: GcDeps, idleSince: number, dryRun: boolean, report: GcReport): Promise<void> {
-  for (const session of deps.index.listUploads()) {
+  for (const session of await deps.index.listUploads()) {
     const activity = Math.max(session.startedAt, (await deps.blobs.uploadActivity(session.repo, session.id)) ?? 0);
     if (activity >= idleSince) continue;
     if (dryRun) report.uploadsPurged++;
@@ -185,7 +185,7 @@ async function staleUploads(deps: GcDeps, idleSince: number, dryRun: boolean, re
   // Directories no session names: left by a crash, or by a commit or cancel whose cleanup
   // failed. A session being started has a fresh directory (its mtime protects it).
   for await (const dir of deps.blobs.uploadDirectories()) {
-    if (dir.mtimeMs >= idleSince || deps.index.getUpload(dir.id) !== undefined) continue;
+    if (dir.mtimeMs >= idleSince || (await deps.index.getUpload(dir.id)) !== undefined) continue;
     report.uploadDirsRemoved++;
     if (!dryRun) await deps.blobs.removeUpload(dir.repo, dir.id);
   }

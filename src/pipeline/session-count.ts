@@ -15,26 +15,37 @@ export class SessionCount {
   private sessions: number | undefined;
   /** Reservations counted in `sessions` whose session is not in the index yet. */
   private starting = 0;
+  /**
+   * Reservations run one at a time: counting the index is asynchronous, and two starts that
+   * both read the count before either added to it would both pass the limit.
+   */
+  private turn: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly max: number | undefined,
-    private readonly countIndexed: () => number,
+    private readonly countIndexed: () => Promise<number>,
     /** Removes sessions past their lifetime, to make room before anyone is refused. */
     private readonly expireOld: () => Promise<void>,
   ) {}
 
   /** Counts a session about to start, or refuses it at the limit; done() must follow. */
-  async reserve(): Promise<void> {
+  reserve(): Promise<void> {
     if (this.max === undefined) {
       this.starting++;
-      return;
+      return Promise.resolve();
     }
-    this.sessions ??= this.countIndexed();
-    if (this.sessions >= this.max) {
+    const mine = this.turn.then(() => this.reserveBelow(this.max!));
+    this.turn = mine.catch(() => undefined);
+    return mine;
+  }
+
+  private async reserveBelow(max: number): Promise<void> {
+    this.sessions ??= await this.countIndexed();
+    if (this.sessions >= max) {
       await this.expireOld();
-      this.sessions = this.countIndexed() + this.starting;
-      if (this.sessions >= this.max) {
-        throw new UploadError('limit', 'too many uploads in progress', { limit: this.max, retryAfter: RETRY_AFTER_SECONDS });
+      this.sessions = (await this.countIndexed()) + this.starting;
+      if (this.sessions >= max) {
+        throw new UploadError('limit', 'too many uploads in progress', { limit: max, retryAfter: RETRY_AFTER_SECONDS });
       }
     }
     this.sessions++;

@@ -28,7 +28,7 @@ export class UploadService {
     private readonly hooks: UploadHooks = {},
     private readonly limits: UploadLimits = {},
   ) {
-    this.count = new SessionCount(limits.maxSessions, () => index.listUploads().length, () => this.expireOld());
+    this.count = new SessionCount(limits.maxSessions, async () => (await index.listUploads()).length, () => this.expireOld());
   }
 
   async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
@@ -330,7 +330,7 @@ export class UploadService {
     const lifetime = this.limits.lifetimeMs;
     if (lifetime === undefined) return;
     const now = Date.now();
-    for (const session of this.index.listUploads()) {
+    for (const session of await this.index.listUploads()) {
       // find() removes a session past its lifetime (and then throws, as to any client).
       if (now - session.startedAt > lifetime) await this.find(session.repo, session.id).catch(() => undefined);
     }
@@ -338,7 +338,7 @@ export class UploadService {
 
   /** A session known to the index but not in memory: the server restarted since it was last used. */
   private async recover(id: string): Promise<ActiveUpload | undefined> {
-    const session = this.index.getUpload(id);
+    const session = await this.index.getUpload(id);
     if (!session) return undefined;
     const { algorithm } = session;
     const recovered = await this.blobs.recoverUpload(session.repo, id, algorithm, (state, offset) =>
@@ -379,7 +379,7 @@ export class UploadService {
    * bytes arrived since: the check and the removal hold the session like any request.
    */
   async expireIdle(repo: string, id: string, idleSince: number): Promise<boolean> {
-    const session = this.index.getUpload(id);
+    const session = await this.index.getUpload(id);
     if (session === undefined || session.repo !== repo) return false;
     const activity = await this.blobs.uploadActivity(repo, id);
     if (Math.max(session.startedAt, activity ?? 0) >= idleSince) return false;

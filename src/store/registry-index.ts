@@ -1,8 +1,7 @@
 // The index: everything about the registry except blob bytes. One implementation today
-// (LMDB, lmdb-index.ts); a PostgreSQL one is planned, so callers see only this interface.
-// Reads are synchronous because LMDB reads are memory-mapped lookups; a networked backend
-// will wrap this behind a cache or change these to promises when it arrives.
-// Every mutating method is one transaction.
+// (LMDB, store/lmdb/); a PostgreSQL one is planned, so callers see only this interface.
+// Reads return promises so that a networked index fits behind it; LMDB answers them at
+// once from its memory map. Every mutating method is one transaction.
 
 import type { DigestAlgorithm } from '../oci/digest.js';
 import type { ParsedManifest } from '../oci/manifest.js';
@@ -103,9 +102,9 @@ export interface Reference {
 
 export interface RegistryIndex {
   // Blobs. A blob record means the content is in the blob store; a link makes it visible in a repository.
-  getBlob(digest: string): BlobRecord | undefined;
+  getBlob(digest: string): Promise<BlobRecord | undefined>;
   /** The blob's record if `repo` links it. */
-  getLinkedBlob(repo: string, digest: string): BlobRecord | undefined;
+  getLinkedBlob(repo: string, digest: string): Promise<BlobRecord | undefined>;
   /** Records the blob (if new) and links it into `repo`. */
   linkBlob(repo: string, digest: string, size: number): Promise<void>;
   /**
@@ -139,28 +138,28 @@ export interface RegistryIndex {
    * is missing nothing is written.
    */
   commitImport(batches: ImportBatch[]): Promise<PutManifestResult>;
-  getManifest(repo: string, digest: string): ManifestRecord | undefined;
-  resolveTag(repo: string, tag: string): string | undefined;
+  getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
+  resolveTag(repo: string, tag: string): Promise<string | undefined>;
   /** Removes the manifest, every tag pointing at it, its referrer entry and its references. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
   deleteTag(repo: string, tag: string): Promise<boolean>;
   /** Tags in lexical order; undefined when the repository is unknown. */
-  listTags(repo: string, page?: Page): string[] | undefined;
+  listTags(repo: string, page?: Page): Promise<string[] | undefined>;
   /** Manifests of `repo` whose subject is `subject`, in digest order. */
-  listReferrers(repo: string, subject: string): ManifestRecord[];
+  listReferrers(repo: string, subject: string): Promise<ManifestRecord[]>;
 
   // Repositories.
-  repositoryExists(repo: string): boolean;
-  listRepositories(page?: Page): string[];
+  repositoryExists(repo: string): Promise<boolean>;
+  listRepositories(page?: Page): Promise<string[]>;
 
   // Upload sessions.
   createUpload(session: UploadSession): Promise<void>;
-  getUpload(id: string): UploadSession | undefined;
+  getUpload(id: string): Promise<UploadSession | undefined>;
   deleteUpload(id: string): Promise<void>;
-  listUploads(): UploadSession[];
+  listUploads(): Promise<UploadSession[]>;
 
   // For garbage collection and fsck.
-  referencesTo(digest: string): Reference[];
+  referencesTo(digest: string): Promise<Reference[]>;
 
   close(): Promise<void>;
 }
@@ -190,7 +189,7 @@ export interface AuditableIndex {
    * Calls `visit` with every entry of `tables`, all read from one snapshot (one read
    * transaction), so a server writing at the same time never shows fsck half a change.
    */
-  auditEntries(tables: readonly IndexTable[], visit: (entry: IndexEntry) => void): void;
+  auditEntries(tables: readonly IndexTable[], visit: (entry: IndexEntry) => void): Promise<void>;
   /** Applies the repairs in one write transaction (synced before it resolves). */
   applyRepairs(repairs: readonly IndexRepair[]): Promise<void>;
 }
@@ -236,7 +235,7 @@ export interface AdoptableIndex {
    */
   adoptRepositories(batches: readonly AdoptionBatch[]): Promise<void>;
   /** The last complete adoption, if any; `serve --adopt` adopts only when there is none. */
-  getAdoption(): AdoptionRecord | undefined;
+  getAdoption(): Promise<AdoptionRecord | undefined>;
   recordAdoption(record: AdoptionRecord): Promise<void>;
 }
 
@@ -271,14 +270,14 @@ export interface UnreferencedBlob {
 /** Implemented by indexes GC can collect; every method re-checks its decision inside one write transaction. */
 export interface CollectableIndex {
   /** Links older than `before` that no manifest of their repository lists (a snapshot; re-checked by dropLinks). */
-  unusedLinks(before: number): [repo: string, digest: string][];
+  unusedLinks(before: number): Promise<[repo: string, digest: string][]>;
   /** Drops those of `links` that are still unused and older than `before`; returns the ones dropped. */
   dropUnusedLinks(links: readonly [string, string][], before: number): Promise<[string, string][]>;
   /**
    * Blob records older than `before` that nothing references (a snapshot). A dry run passes
    * the links it would drop (`<repo>@<digest>`) to see the blobs that would go with them.
    */
-  unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): UnreferencedBlob[];
+  unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): Promise<UnreferencedBlob[]>;
   /** Removes the records of `digests` still unreferenced and older than `before`; returns the ones removed. */
   removeUnreferencedBlobs(digests: readonly string[], before: number): Promise<UnreferencedBlob[]>;
   /**
@@ -288,14 +287,14 @@ export interface CollectableIndex {
    */
   removeContentOfUnrecorded(digests: readonly string[], remove: (digest: string) => number): Promise<number>;
   /** Whether a blob record exists (the orphan-file sweep's cheap first look). */
-  hasBlobRecord(digest: string): boolean;
+  hasBlobRecord(digest: string): Promise<boolean>;
   /**
    * Manifests older than `before` with no tag, not listed by another manifest of their
    * repository, and whose subject (if any) is not a manifest of their repository (a snapshot).
    */
-  untaggedManifests(before: number): [repo: string, digest: string][];
+  untaggedManifests(before: number): Promise<[repo: string, digest: string][]>;
   /** Removes those of `manifests` that still qualify, as deleteManifest would; returns the ones removed. */
   removeUntaggedManifests(manifests: readonly [string, string][], before: number): Promise<[string, string][]>;
   /** For dry runs: who references `digest`, as referencesTo, plus the manifest records of a repository. */
-  referencesTo(digest: string): Reference[];
+  referencesTo(digest: string): Promise<Reference[]>;
 }

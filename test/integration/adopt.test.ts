@@ -500,13 +500,13 @@ describe('adoption from the command line and at serve', () => {
           },
         }),
       ).rejects.toThrow('interrupted');
-      expect(index.getAdoption()).toBeUndefined();
+      expect(await index.getAdoption()).toBeUndefined();
       const finished = await adoptDistributionRoot(index, paths);
       expect(finished).toMatchObject({ manifests: 1, tags: 1 });
-      expect(index.getAdoption()).toMatchObject({ manifests: 1 });
-      expect(index.resolveTag('team/tool', 'v1')).toBeDefined();
+      expect(await index.getAdoption()).toMatchObject({ manifests: 1 });
+      expect(await index.resolveTag('team/tool', 'v1')).toBeDefined();
       // Distribution's start time is kept (limits.uploadLifetime counts from it).
-      expect(index.getUpload(id)).toEqual({ id, repo: 'team/tool', algorithm: 'sha256', startedAt: Date.parse('2024-05-06T07:08:09Z') });
+      expect(await index.getUpload(id)).toEqual({ id, repo: 'team/tool', algorithm: 'sha256', startedAt: Date.parse('2024-05-06T07:08:09Z') });
     } finally {
       await index.close();
     }

@@ -134,7 +134,7 @@ describe('with the access log off', () => {
     expect(res.headers.get('x-request-id')).toBe('quiet-1');
     await new Promise((r) => setTimeout(r, 50));
     const lines = server.json();
-    expect(lines.some((line) => line.msg === 'hash engine and storage root')).toBe(true);
+    expect(lines.some((line) => line.msg === 'hash engine and storage' && line.blobs === 'filesystem' && line.index === 'lmdb')).toBe(true);
     expect(lines.filter((line) => line.reqId !== undefined)).toEqual([]);
   });
 });

@@ -102,27 +102,27 @@ describe('garbage collection decisions', () => {
     const report = await gc(Date.now() + 100 * HOUR);
     expect(report).toMatchObject({ linksDropped: 0, blobsRemoved: 0, orphanFilesRemoved: 0, bytesReclaimed: 0 });
     for (const digest of [layer, config, manifest]) {
-      expect(index.getBlob(digest)).toBeDefined();
+      expect(await index.getBlob(digest)).toBeDefined();
       expect(await fileExists(digest)).toBe(true);
     }
-    expect(index.getLinkedBlob('app', layer)).toBeDefined();
+    expect(await index.getLinkedBlob('app', layer)).toBeDefined();
   });
 
   it('protects a layer uploaded for a manifest not pushed yet for the grace period, then collects it', async () => {
     const layer = await pushBlob('app', randomBytes(1000));
     // Within the grace: the link stays, and with it the blob.
     expect(await gc(Date.now() + HOUR - MINUTE)).toMatchObject({ linksDropped: 0, blobsRemoved: 0 });
-    expect(index.getLinkedBlob('app', layer)).toBeDefined();
+    expect(await index.getLinkedBlob('app', layer)).toBeDefined();
     // The manifest arrives late but within the grace: fine.
     const late = await pushBlob('app');
     await pushManifest('app', { blobs: [late] }, 'late');
     // Past the grace, the unused link goes, then the blob nothing references, then its file.
     const report = await gc(Date.now() + HOUR + MINUTE);
     expect(report).toMatchObject({ linksDropped: 1, blobsRemoved: 1, bytesReclaimed: 1000 });
-    expect(index.getLinkedBlob('app', layer)).toBeUndefined();
-    expect(index.getBlob(layer)).toBeUndefined();
+    expect(await index.getLinkedBlob('app', layer)).toBeUndefined();
+    expect(await index.getBlob(layer)).toBeUndefined();
     expect(await fileExists(layer)).toBe(false);
-    expect(index.getLinkedBlob('app', late)).toBeDefined();
+    expect(await index.getLinkedBlob('app', late)).toBeDefined();
     expect(await fileExists(late)).toBe(true);
   });
 
@@ -138,11 +138,11 @@ describe('garbage collection decisions', () => {
     // a's two links, then `own` and the manifest's own bytes; `shared` stays linked in b.
     expect(report.linksDropped).toBe(2);
     expect(report.blobsRemoved).toBe(2);
-    expect(index.getBlob(own)).toBeUndefined();
-    expect(index.getBlob(manifest)).toBeUndefined();
+    expect(await index.getBlob(own)).toBeUndefined();
+    expect(await index.getBlob(manifest)).toBeUndefined();
     expect(await fileExists(manifest)).toBe(false);
-    expect(index.getBlob(shared)).toBeDefined();
-    expect(index.getLinkedBlob('b', shared)).toBeDefined();
+    expect(await index.getBlob(shared)).toBeDefined();
+    expect(await index.getLinkedBlob('b', shared)).toBeDefined();
     expect(await fileExists(shared)).toBe(true);
   });
 
@@ -161,7 +161,7 @@ describe('garbage collection decisions', () => {
     const { digest } = await uploads.commitUnlinked('stowage-import', id);
     expect((await gc(Date.now() + MINUTE)).blobsRemoved).toBe(0);
     expect(await index.commitImport([{ repo: 'imported', blobs: [{ digest, size: 500 }], manifests: [] }])).toEqual({ ok: true });
-    expect(index.getLinkedBlob('imported', digest)).toBeDefined();
+    expect(await index.getLinkedBlob('imported', digest)).toBeDefined();
   });
 
   it('a dry run changes nothing and reports what the real run then does', async () => {
@@ -173,8 +173,8 @@ describe('garbage collection decisions', () => {
     const dry = await gc(later, { dryRun: true });
     expect(dry).toMatchObject({ dryRun: true, linksDropped: 1, blobsRemoved: 2 });
     expect(await blobFileCount()).toBe(before);
-    expect(index.getLinkedBlob('app', layer)).toBeDefined();
-    expect(index.getBlob(manifest)).toBeDefined();
+    expect(await index.getLinkedBlob('app', layer)).toBeDefined();
+    expect(await index.getBlob(manifest)).toBeDefined();
     const real = await gc(later);
     expect(real).toMatchObject({ dryRun: false, linksDropped: dry.linksDropped, blobsRemoved: dry.blobsRemoved, bytesReclaimed: dry.bytesReclaimed });
     expect(await blobFileCount()).toBe(before - 2);
@@ -193,20 +193,20 @@ describe('garbage collection decisions', () => {
     expect((await gc(Date.now() + HOUR, { settings })).manifestsRemoved).toBe(0);
     // Old: only the untagged manifest nothing keeps.
     expect((await gc(Date.now() + 25 * HOUR, { settings })).manifestsRemoved).toBe(1);
-    expect(index.getManifest('app', untagged)).toBeUndefined();
-    for (const kept of [child, index1, subject, signature]) expect(index.getManifest('app', kept)).toBeDefined();
+    expect(await index.getManifest('app', untagged)).toBeUndefined();
+    for (const kept of [child, index1, subject, signature]) expect(await index.getManifest('app', kept)).toBeDefined();
 
     // Untagging the index frees it and then its child; deleting the subject frees its signature.
     await index.deleteTag('app', 'multi');
     await index.deleteManifest('app', subject);
     const report = await gc(Date.now() + 25 * HOUR, { settings });
     expect(report.manifestsRemoved).toBe(3);
-    for (const gone of [child, index1, signature]) expect(index.getManifest('app', gone)).toBeUndefined();
+    for (const gone of [child, index1, signature]) expect(await index.getManifest('app', gone)).toBeUndefined();
     expect(await fileExists(child)).toBe(false);
     // Without the setting, untagged manifests stay.
     const kept = await pushManifest('app', { blobs: [] });
     expect((await gc(Date.now() + 1000 * HOUR)).manifestsRemoved).toBe(0);
-    expect(index.getManifest('app', kept)).toBeDefined();
+    expect(await index.getManifest('app', kept)).toBeDefined();
   });
 
   it('removes blob files no record names once older than the orphan age', async () => {
@@ -251,12 +251,12 @@ describe('garbage collection decisions', () => {
     await uploads.append('app', active.id, { body: once(randomBytes(10)) });
     const dry = await gc(Date.now(), { dryRun: true, settings: { uploadsStaleAfterMs: HOUR } });
     expect(dry).toMatchObject({ uploadsPurged: 1, uploadDirsRemoved: 1 });
-    expect(index.getUpload(idle.id)).toBeDefined();
+    expect(await index.getUpload(idle.id)).toBeDefined();
     const purged = await gc(Date.now(), { settings: { uploadsStaleAfterMs: HOUR } });
     expect(purged).toMatchObject({ uploadsPurged: 1, uploadDirsRemoved: 1 });
-    expect(index.getUpload(idle.id)).toBeUndefined();
+    expect(await index.getUpload(idle.id)).toBeUndefined();
     await expect(uploads.status('app', idle.id)).rejects.toMatchObject({ kind: 'unknown' });
-    expect(index.getUpload(active.id)).toBeDefined();
+    expect(await index.getUpload(active.id)).toBeDefined();
     expect((await uploads.status('app', active.id)).offset).toBe(10);
     const left = await readdir(blobs.paths.uploadsDir('app'));
     expect(left).toEqual([active.id]);
@@ -280,7 +280,7 @@ describe('a writer and GC meeting on the same blob', () => {
     await pushBlob('new', data);
     const freed = await index.removeContentOfUnrecorded([digest], (d) => blobs.removeBlobFileSync(d) ?? 0);
     expect(freed).toBe(0);
-    expect(index.getLinkedBlob('new', digest)).toEqual({ size: 256 });
+    expect(await index.getLinkedBlob('new', digest)).toEqual({ size: 256 });
     expect(await fileExists(digest)).toBe(true);
   });
 
@@ -292,9 +292,9 @@ describe('a writer and GC meeting on the same blob', () => {
     // As if the writer had seen the file, then GC removed it before the commit.
     const { id } = await uploads.start('new');
     await expect(index.commitUpload(id, 'new', digest, 256)).rejects.toBeInstanceOf(ContentMissingError);
-    expect(index.getLinkedBlob('new', digest)).toBeUndefined();
-    expect(index.getBlob(digest)).toBeUndefined();
-    expect(index.getUpload(id)).toBeDefined();
+    expect(await index.getLinkedBlob('new', digest)).toBeUndefined();
+    expect(await index.getBlob(digest)).toBeUndefined();
+    expect(await index.getUpload(id)).toBeDefined();
   });
 
   it('the upload path places the data again when GC removes the file between placing and committing', async () => {
@@ -313,7 +313,7 @@ describe('a writer and GC meeting on the same blob', () => {
     };
     await pushBlob('new', data);
     expect(interfered).toBe(true);
-    expect(index.getLinkedBlob('new', digest)).toEqual({ size: 256 });
+    expect(await index.getLinkedBlob('new', digest)).toEqual({ size: 256 });
     expect(await blobs.readBlob(digest)).toEqual(data);
   });
 
@@ -322,13 +322,13 @@ describe('a writer and GC meeting on the same blob', () => {
     const kept = await pushBlob('src');
     await index.removeUnreferencedBlobs([digest], Date.now() + 2 * HOUR);
     expect(await index.mountBlob('dst', digest)).toBeUndefined();
-    expect(index.getLinkedBlob('dst', digest)).toBeUndefined();
+    expect(await index.getLinkedBlob('dst', digest)).toBeUndefined();
     expect(await index.mountBlob('dst', kept, 'src')).toEqual({ size: 100 });
     expect(await index.mountBlob('dst2', kept, 'elsewhere')).toBeUndefined();
     // The mount is a fresh link: within the grace GC keeps the blob though its source let go.
     await index.unlinkBlob('src', kept);
     expect((await gc(Date.now() + MINUTE)).blobsRemoved).toBe(0);
-    expect(index.getBlob(kept)).toBeDefined();
+    expect(await index.getBlob(kept)).toBeDefined();
   });
 
   it('a manifest put whose bytes GC removed writes them again', async () => {
@@ -340,7 +340,7 @@ describe('a writer and GC meeting on the same blob', () => {
     await index.removeContentOfUnrecorded([manifest], (d) => blobs.removeBlobFileSync(d) ?? 0);
     const record = { digest: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: bytes.length, blobs: [layer], manifests: [], createdAt: Date.now() };
     await expect(index.putManifest('app', record, 'v1')).rejects.toBeInstanceOf(ContentMissingError);
-    expect(index.getManifest('app', manifest)).toBeUndefined();
+    expect(await index.getManifest('app', manifest)).toBeUndefined();
     await blobs.writeBlob(manifest, bytes);
     expect(await index.putManifest('app', record, 'v1')).toEqual({ ok: true });
   });
@@ -350,14 +350,14 @@ describe('a writer and GC meeting on the same blob', () => {
     const digests = contents.map(sha256);
     for (let round = 0; round < 6; round++) {
       // Make every blob garbage, then race a GC with re-pushes of half of them.
-      for (const digest of digests) if (index.getLinkedBlob('r', digest)) await index.unlinkBlob('r', digest);
+      for (const digest of digests) if (await index.getLinkedBlob('r', digest)) await index.unlinkBlob('r', digest);
       // GC's clock is the real one: blobs pushed after it starts are younger than its cutoff.
       await Promise.all([
         gc(Date.now(), { settings: { graceMs: 0 } }),
         ...contents.filter((_, i) => (i + round) % 2 === 0).map((data) => pushBlob('r', data)),
       ]);
       for (const digest of digests) {
-        if (index.getBlob(digest) !== undefined) expect(blobs.blobFilePresentSync(digest, 2048), digest).toBe(true);
+        if (await index.getBlob(digest) !== undefined) expect(blobs.blobFilePresentSync(digest, 2048), digest).toBe(true);
       }
       for (const [i, data] of contents.entries()) {
         if ((i + round) % 2 === 0) expect(await blobs.readBlob(digests[i])).toEqual(data);

@@ -42,8 +42,8 @@ describe('without a content probe', () => {
   it('records content unchecked (tools that run with no GC beside them)', async () => {
     await index.commitUpload('u1', 'r', d('b'), 42);
     expect(await index.putManifest('r', manifest(d('m')), 'v1')).toEqual({ ok: true });
-    expect(index.getLinkedBlob('r', d('b'))).toEqual({ size: 42 });
-    expect(index.getBlob(d('m'))).toEqual({ size: 500 });
+    expect(await index.getLinkedBlob('r', d('b'))).toEqual({ size: 42 });
+    expect(await index.getBlob(d('m'))).toEqual({ size: 500 });
   });
 });
 
@@ -70,7 +70,7 @@ describe('fsck\'s view', () => {
     await index.linkBlob('r', d('c'), 5);
     await index.putManifest('r', manifest(d('m')), 'v1');
     const entries: IndexEntry[] = [];
-    index.auditEntries(['links', 'tags'], (entry) => entries.push(entry));
+    await index.auditEntries(['links', 'tags'], (entry) => entries.push(entry));
     expect(entries.map(({ table, key }) => [table, key])).toEqual([
       ['links', ['r', d('c')]],
       ['tags', ['r', 'v1']],
@@ -81,7 +81,7 @@ describe('fsck\'s view', () => {
     ]);
     await index.close();
     index = await LmdbIndex.open(file);
-    expect(index.resolveTag('r', 'v1')).toBeUndefined();
-    expect(index.resolveTag('r', 'v2')).toBe(d('m'));
+    expect(await index.resolveTag('r', 'v1')).toBeUndefined();
+    expect(await index.resolveTag('r', 'v2')).toBe(d('m'));
   });
 });

@@ -125,8 +125,8 @@ describe('concurrency', () => {
     const committed = await Promise.all(sessions.map((s) => uploads.complete(s.repo, s.id, digestOf(bytes))));
     expect(new Set(committed.map((c) => c.digest)).size).toBe(1);
     expectSameBytes(await store.readBlob(committed[0].digest), bytes);
-    for (const repo of ['a', 'b', 'c']) expect(index.getLinkedBlob(repo, committed[0].digest)).toEqual({ size: bytes.length });
-    expect(index.listUploads()).toEqual([]);
+    for (const repo of ['a', 'b', 'c']) expect(await index.getLinkedBlob(repo, committed[0].digest)).toEqual({ size: bytes.length });
+    expect(await index.listUploads()).toEqual([]);
   });
 
   it('dedupes a blob that is already stored', async () => {
@@ -137,7 +137,7 @@ describe('concurrency', () => {
     await uploads.append('b', id, { body: bodyOf(bytes) });
     await uploads.complete('b', id, digestOf(bytes));
     expect((await stat(store.paths.blobData(first.digest))).ino).toBe(inode);
-    expect(index.getLinkedBlob('b', first.digest)).toEqual({ size: 10_000 });
+    expect(await index.getLinkedBlob('b', first.digest)).toEqual({ size: 10_000 });
   });
 
   it('recovers a session once when requests race after a restart', async () => {

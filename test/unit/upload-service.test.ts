@@ -84,8 +84,8 @@ describe('chunked and streamed uploads', () => {
     const blob = await uploads.complete('r', id, digestOf(bytes));
     expect(blob).toEqual({ digest: digestOf(bytes).value, size: bytes.length });
     expectSameBytes(await store.readBlob(blob.digest), bytes);
-    expect(index.getLinkedBlob('r', blob.digest)).toEqual({ size: bytes.length });
-    expect(index.getUpload(id)).toBeUndefined();
+    expect(await index.getLinkedBlob('r', blob.digest)).toEqual({ size: bytes.length });
+    expect(await index.getUpload(id)).toBeUndefined();
     await expect(stat(store.paths.uploadDir('r', id))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await kindOf(uploads.status('r', id))).toBe('unknown');
   });
@@ -96,7 +96,7 @@ describe('chunked and streamed uploads', () => {
     const blob = await uploads.complete('r', id, digestOf(Buffer.alloc(0)));
     expect(blob.size).toBe(0);
     expect(await store.blobSize(blob.digest)).toBe(0);
-    expect(index.getLinkedBlob('r', blob.digest)).toEqual({ size: 0 });
+    expect(await index.getLinkedBlob('r', blob.digest)).toEqual({ size: 0 });
     // And as a single request.
     const again = await uploads.putMonolithic('r2', digestOf(Buffer.alloc(0)), { body: bodyOf(Buffer.alloc(0)) });
     expect(again.size).toBe(0);
@@ -233,7 +233,7 @@ describe('requests that fail leave the session at its last durable point, usable
     await expect(uploads.putMonolithic('r', digestOf(Buffer.from('x')), { body: bodyOf(Buffer.from('y')) })).rejects.toThrow(
       UploadError,
     );
-    expect(index.listUploads()).toEqual([]);
+    expect(await index.listUploads()).toEqual([]);
     expect(await readdir(store.paths.uploadsDir('r'))).toEqual([]);
   });
 });
@@ -251,7 +251,7 @@ describe('sessions and restarts', () => {
     const { id } = await uploads.start('r');
     await uploads.append('r', id, { body: bodyOf(randomBytes(1000)) });
     await uploads.cancel('r', id);
-    expect(index.getUpload(id)).toBeUndefined();
+    expect(await index.getUpload(id)).toBeUndefined();
     await expect(stat(store.paths.uploadDir('r', id))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await kindOf(uploads.status('r', id))).toBe('unknown');
     expect(await kindOf(restart().append('r', id, { body: bodyOf(Buffer.from('x')) }))).toBe('unknown');
@@ -301,7 +301,7 @@ describe('sessions and restarts', () => {
     const fresh = restart();
     expect((await fresh.status('r', id)).offset).toBe(50_000);
     expect((await fresh.complete('r', id, digestOf(bytes))).size).toBe(50_000);
-    expect(index.getLinkedBlob('r', digestOf(bytes).value)).toEqual({ size: 50_000 });
+    expect(await index.getLinkedBlob('r', digestOf(bytes).value)).toEqual({ size: 50_000 });
   });
 });
 

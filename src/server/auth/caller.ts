@@ -27,14 +27,14 @@ const BATCH = 1000;
  * otherwise the index walked in batches and filtered until the page is full, so `n` and
  * `last` keep their meaning over the filtered list.
  */
-export function listVisibleRepositories(index: RegistryIndex, request: FastifyRequest, page: Page): string[] {
+export async function listVisibleRepositories(index: RegistryIndex, request: FastifyRequest, page: Page): Promise<string[]> {
   const view = callerView(request);
   if (!view) return index.listRepositories(page);
   const want = page.n ?? Infinity;
   const shown: string[] = [];
   let last = page.last;
   for (;;) {
-    const batch = index.listRepositories({ n: BATCH, ...(last !== undefined ? { last } : {}) });
+    const batch = await index.listRepositories({ n: BATCH, ...(last !== undefined ? { last } : {}) });
     for (const name of batch) {
       if (!view.mayPull(name)) continue;
       shown.push(name);

@@ -12,7 +12,7 @@ export async function getBlob(
   name: string,
   digest: Digest,
 ): Promise<void> {
-  const blob = ctx.index.getLinkedBlob(name, digest.value);
+  const blob = await ctx.index.getLinkedBlob(name, digest.value);
   if (!blob) throw errors.blobUnknown(digest.value);
   reply.headers({
     'docker-content-digest': digest.value,

@@ -17,7 +17,7 @@ export async function listTags(
   name: string,
 ): Promise<void> {
   const page = parsePage(request.query as Query);
-  const tags = ctx.index.listTags(name, more(page));
+  const tags = await ctx.index.listTags(name, more(page));
   if (!tags) throw errors.nameUnknown(name);
   const shown = paginate(reply, `/v2/${name}/tags/list`, page, tags);
   return reply.code(200).send({ name, tags: shown });
@@ -25,7 +25,7 @@ export async function listTags(
 
 export async function listCatalog(ctx: RegistryContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const page = parsePage(request.query as Query);
-  const repositories = paginate(reply, '/v2/_catalog', page, listVisibleRepositories(ctx.index, request, more(page)));
+  const repositories = paginate(reply, '/v2/_catalog', page, await listVisibleRepositories(ctx.index, request, more(page)));
   return reply.code(200).send({ repositories });
 }
 
@@ -37,8 +37,7 @@ export async function listReferrers(
   subject: Digest,
 ): Promise<void> {
   const filter = single((request.query as Query).artifactType);
-  const manifests = ctx.index
-    .listReferrers(name, subject.value)
+  const manifests = (await ctx.index.listReferrers(name, subject.value))
     .filter((record) => filter === undefined || record.artifactType === filter)
     .map((record) => ({
       mediaType: record.mediaType,

@@ -23,7 +23,7 @@ export async function getManifest(
   name: string,
   reference: ManifestReference,
 ): Promise<void> {
-  const record = findManifest(ctx, name, reference);
+  const record = await findManifest(ctx, name, reference);
   if (!acceptable(record.mediaType, parseAccept(request.headers.accept))) {
     // Distribution's answer (and the only one clients handle): to this client the manifest does not exist.
     throw new ApiError('MANIFEST_UNKNOWN', {
@@ -71,8 +71,8 @@ export async function putManifest(
   // Checked here to refuse early without writing; the index checks again inside its transaction.
   if (!options.sparse) {
     refuseMissing(
-      parsed.blobs.filter((d) => !ctx.index.getLinkedBlob(name, d)),
-      parsed.manifests.filter((d) => !ctx.index.getManifest(name, d)),
+      await missing(parsed.blobs, (d) => ctx.index.getLinkedBlob(name, d)),
+      await missing(parsed.manifests, (d) => ctx.index.getManifest(name, d)),
     );
   }
   // The tags point at the digest the client named, so a manifest pushed by sha512 with tag
@@ -137,15 +137,21 @@ function acceptable(mediaType: string, accepted: string[]): boolean {
   return manifestTypes.includes(mediaType) || accepted.some((type) => type === '*/*' || type === 'application/*');
 }
 
-function findManifest(ctx: RegistryContext, name: string, reference: ManifestReference): ManifestRecord {
-  const digest = reference.tag === undefined ? reference.digest.value : ctx.index.resolveTag(name, reference.tag);
-  const record = digest === undefined ? undefined : ctx.index.getManifest(name, digest);
+async function findManifest(ctx: RegistryContext, name: string, reference: ManifestReference): Promise<ManifestRecord> {
+  const digest = reference.tag === undefined ? reference.digest.value : await ctx.index.resolveTag(name, reference.tag);
+  const record = digest === undefined ? undefined : await ctx.index.getManifest(name, digest);
   if (!record) throw errors.manifestUnknown(referenceText(reference));
   return record;
 }
 
 function referenceText(reference: ManifestReference): string {
   return reference.tag ?? reference.digest.value;
+}
+
+/** The digests `lookup` finds nothing for. */
+async function missing(digests: readonly string[], lookup: (digest: string) => Promise<unknown>): Promise<string[]> {
+  const found = await Promise.all(digests.map(lookup));
+  return digests.filter((_, i) => found[i] === undefined);
 }
 
 function refuseMissing(blobs: string[], manifests: string[]): void {

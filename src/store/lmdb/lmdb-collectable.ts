@@ -3,11 +3,15 @@
 // a reference in between always wins.
 
 import { linkId } from '../registry-index.js';
-import type { CollectableIndex, ManifestRecord, UnreferencedBlob } from '../registry-index.js';
+import type { CollectableIndex, ManifestRecord, Reference, UnreferencedBlob } from '../registry-index.js';
 import { HIGH, isOlder, LmdbTables } from './tables.js';
 
 export abstract class LmdbCollectable extends LmdbTables implements CollectableIndex {
-  unusedLinks(before: number): [string, string][] {
+  async referencesTo(digest: string): Promise<Reference[]> {
+    return this.referencesOf(digest);
+  }
+
+  async unusedLinks(before: number): Promise<[string, string][]> {
     const found: [string, string][] = [];
     for (const { key, value } of this.links.getRange({})) {
       if (isOlder(value, before) && !this.listedInRepository(key[1], key[0])) found.push([key[0], key[1]]);
@@ -29,12 +33,12 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
     });
   }
 
-  unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): UnreferencedBlob[] {
+  async unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): Promise<UnreferencedBlob[]> {
     const found: UnreferencedBlob[] = [];
     for (const { key, value } of this.blobs.getRange({})) {
       if (!isOlder(value, before)) continue;
       const referenced = droppedLinks
-        ? this.referencesTo(key).some((ref) => ref.kind !== 'link' || !droppedLinks.has(linkId(ref.repo, key)))
+        ? this.referencesOf(key).some((ref) => ref.kind !== 'link' || !droppedLinks.has(linkId(ref.repo, key)))
         : this.isReferenced(key);
       if (!referenced) found.push({ digest: key, size: value.size });
     }
@@ -64,11 +68,11 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
     });
   }
 
-  hasBlobRecord(digest: string): boolean {
+  async hasBlobRecord(digest: string): Promise<boolean> {
     return this.blobs.get(digest) !== undefined;
   }
 
-  untaggedManifests(before: number): [string, string][] {
+  async untaggedManifests(before: number): Promise<[string, string][]> {
     const found: [string, string][] = [];
     for (const { key, value } of this.manifests.getRange({})) {
       if (this.isCollectableManifest(key[0], value, before)) found.push([key[0], key[1]]);

@@ -68,11 +68,11 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   // Blobs.
 
-  getBlob(digest: string): BlobRecord | undefined {
+  async getBlob(digest: string): Promise<BlobRecord | undefined> {
     return publicRecord(this.blobs.get(digest));
   }
 
-  getLinkedBlob(repo: string, digest: string): BlobRecord | undefined {
+  async getLinkedBlob(repo: string, digest: string): Promise<BlobRecord | undefined> {
     return publicRecord(this.links.get([repo, digest]));
   }
 
@@ -168,11 +168,11 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
 
 
-  getManifest(repo: string, digest: string): ManifestRecord | undefined {
+  async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
     return this.manifests.get([repo, digest]);
   }
 
-  resolveTag(repo: string, tag: string): string | undefined {
+  async resolveTag(repo: string, tag: string): Promise<string | undefined> {
     return this.tags.get([repo, tag]);
   }
 
@@ -196,13 +196,13 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     });
   }
 
-  listTags(repo: string, page: Page = {}): string[] | undefined {
+  async listTags(repo: string, page: Page = {}): Promise<string[] | undefined> {
     if (this.repos.get(repo) === undefined) return undefined;
     const keys = this.tags.getKeys({ start: [repo, page.last ?? ''], end: [repo, HIGH] });
     return take(keys, (key) => key[1], page);
   }
 
-  listReferrers(repo: string, subject: string): ManifestRecord[] {
+  async listReferrers(repo: string, subject: string): Promise<ManifestRecord[]> {
     const records: ManifestRecord[] = [];
     for (const key of this.referrers.getKeys({ start: [repo, subject, ''], end: [repo, subject, HIGH] })) {
       const record = this.manifests.get([repo, key[2]]);
@@ -213,11 +213,11 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   // Repositories.
 
-  repositoryExists(repo: string): boolean {
+  async repositoryExists(repo: string): Promise<boolean> {
     return this.repos.get(repo) !== undefined;
   }
 
-  listRepositories(page: Page = {}): string[] {
+  async listRepositories(page: Page = {}): Promise<string[]> {
     const keys = this.repos.getKeys(page.last === undefined ? {} : { start: page.last });
     return take(keys, (key) => key, page);
   }
@@ -230,7 +230,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     });
   }
 
-  getUpload(id: string): UploadSession | undefined {
+  async getUpload(id: string): Promise<UploadSession | undefined> {
     return this.uploads.get(id);
   }
 
@@ -240,14 +240,14 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     });
   }
 
-  listUploads(): UploadSession[] {
+  async listUploads(): Promise<UploadSession[]> {
     return [...this.uploads.getRange({})].map((entry) => entry.value);
   }
 
 
   // ---- fsck (tools/fsck/): raw reads of every table from one snapshot, and repairs ----
 
-  auditEntries(tables: readonly IndexTable[], visit: (entry: IndexEntry) => void): void {
+  async auditEntries(tables: readonly IndexTable[], visit: (entry: IndexEntry) => void): Promise<void> {
     const transaction = this.env.useReadTransaction();
     try {
       for (const table of tables) {
@@ -293,7 +293,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     });
   }
 
-  getAdoption(): AdoptionRecord | undefined {
+  async getAdoption(): Promise<AdoptionRecord | undefined> {
     return this.adoption.get('last');
   }
 

@@ -160,7 +160,7 @@ export abstract class LmdbTables {
     return tables[name] as Database<unknown, string | string[]>;
   }
 
-  referencesTo(digest: string): Reference[] {
+  protected referencesOf(digest: string): Reference[] {
     const references: Reference[] = [];
     for (const [, repo, kind, from] of this.refs.getKeys({ start: [digest, '', '', ''], end: [digest, HIGH] })) {
       references.push(from === '' ? { repo, kind } : { repo, kind, from });

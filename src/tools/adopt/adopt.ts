@@ -60,7 +60,7 @@ export async function adoptDistributionRoot(
     problemList: [],
     durationMs: 0,
   };
-  const previous = index.getAdoption();
+  const previous = await index.getAdoption();
   if (previous && !options.again) return { ...summary, alreadyAdoptedAt: previous.completedAt };
   const base = await stat(paths.base).catch(() => undefined);
   if (!base?.isDirectory()) {

@@ -163,11 +163,11 @@ export async function checkUploads(
   for (const [id, session] of snapshot.uploads) {
     if (await exists(paths.uploadDir(session.repo, id))) continue;
     // A session that a live server completed or cancelled after the snapshot is not damage.
-    if (!index.getUpload(id)) continue;
+    if (!(await index.getUpload(id))) continue;
     findings.issue('upload-dir-missing', `upload ${id} of ${session.repo} has no directory`, { op: 'remove', table: 'uploads', key: id }, { repo: session.repo, uploadId: id });
   }
   for (const { repo, id, dir } of await uploadDirs(paths)) {
-    const session = snapshot.uploads.get(id) ?? index.getUpload(id);
+    const session = snapshot.uploads.get(id) ?? (await index.getUpload(id));
     if (session?.repo !== repo) garbage.orphanUploadDirs.push(dir);
   }
 }

@@ -40,8 +40,8 @@ export class FsckSnapshot {
   readonly files = new Map<string, BlobFile>();
 
   /** Reads every table; an entry that cannot be decoded is an issue, to be removed. */
-  readIndex(index: AuditableIndex, findings: Findings, c: FsckReport['checked']): void {
-    index.auditEntries(TABLES, ({ table, key, value }) => {
+  async readIndex(index: AuditableIndex, findings: Findings, c: FsckReport['checked']): Promise<void> {
+    await index.auditEntries(TABLES, ({ table, key, value }) => {
       const invalid = () => findings.issue('entry-invalid', `undecodable ${table} entry ${JSON.stringify(key)}`, { op: 'remove', table, key });
       const parts = Array.isArray(key) ? key.map(String) : [];
       switch (table) {

@@ -91,7 +91,7 @@ async function fsck(paths: StoragePaths, index: RegistryIndex & AuditableIndex, 
     clean: true,
   };
   const snapshot = new FsckSnapshot();
-  snapshot.readIndex(index, findings, report.checked);
+  await snapshot.readIndex(index, findings, report.checked);
   await snapshot.hashBlobFiles(paths, concurrency, report);
   checkBlobs(snapshot, findings, report.garbage);
   const liveLinks = checkLinks(snapshot, findings);
