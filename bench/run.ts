@@ -1,4 +1,5 @@
 // npm run bench [-- --quick] [--engines native,wasm] [--no-distribution] [--sections push,pull,meta,resume,memory]
+//                 [--baseline DIR]   (another checkout, built: its server measured in the same run)
 //
 // Measures the machine's ceilings, then runs the same workloads against Stowage (once per
 // hash engine) and, when `docker-registry` is installed, CNCF Distribution; prints a table
@@ -6,7 +7,9 @@
 // that is deleted afterwards; the whole run has a hard deadline.
 
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createNativeEngine } from '../src/hashing/native-engine.js';
 import { ceilingWorkloads } from './ceilings.js';
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     engines: { type: 'string' },
     'no-distribution': { type: 'boolean', default: false },
     sections: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 
@@ -38,6 +42,12 @@ deadline.unref();
 
 const engines = values.engines?.split(',') ?? ((await nativeLoads()) ? ['native', 'wasm'] : ['wasm']);
 const targets: TargetSpec[] = engines.map((engine) => ({ kind: 'stowage', label: `stowage (${engine})`, engine: engine as 'wasm' | 'native' }));
+// A regression check is a ratio measured in one run: the earlier build runs beside this one.
+if (values.baseline) {
+  const cli = path.resolve(values.baseline, 'dist', 'src', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`--baseline: no build at ${cli} (run npm run build there)`);
+  targets.unshift({ kind: 'stowage', label: `baseline (${engines[0]})`, engine: engines[0] as 'wasm' | 'native', cli });
+}
 if (!values['no-distribution'] && hasDistribution()) targets.push({ kind: 'distribution', label: 'distribution 2.8' });
 
 const startedAt = new Date();

@@ -16,6 +16,8 @@ export interface TargetSpec {
   label: string;
   /** STOWAGE_HASH_ENGINE for Stowage targets. */
   engine?: 'wasm' | 'native';
+  /** Another build's dist/src/cli.js (--baseline): the same workloads against an earlier commit. */
+  cli?: string;
 }
 
 export interface RunningServer {
@@ -51,7 +53,7 @@ export async function startServer(spec: TargetSpec): Promise<RunningServer> {
   const launch = (): ChildProcess => {
     const child =
       spec.kind === 'stowage'
-        ? spawn(process.execPath, [STOWAGE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, ...STOWAGE_FLAGS], {
+        ? spawn(process.execPath, [spec.cli ?? STOWAGE_CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, ...STOWAGE_FLAGS], {
             stdio: ['ignore', 'ignore', 'pipe'],
             // Its own directory as cwd and no STOWAGE_* from ours: no stray stowage.yml or setting applies.
             cwd: root,

@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { ContentMissingError, type RegistryIndex } from '../store/registry-index.js';
+import { placeThenRecord } from '../store/place-then-record.js';
+import type { RegistryIndex } from '../store/registry-index.js';
 import type { HashPool } from '../hashing/hash-pool.js';
 import { initialHashState, isValidHashState } from '../hashing/hash-state.js';
 import { SessionCount } from './session-count.js';
@@ -356,22 +357,11 @@ export class UploadService {
 
   // ---- garbage collection (gc/collector.ts) ----
 
-  /**
-   * Places the upload's data at the blob's place and records it. GC may remove the blob's
-   * file between the two (a blob of the same content that was garbage); the index then
-   * refuses the record (ContentMissingError, nothing written) and the data, still held by
-   * the session, is placed again.
-   */
-  private async placeAndRecord(repo: string, id: string, digest: string, record: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      await this.blobs.commitUpload(repo, id, digest);
-      try {
-        return await record();
-      } catch (error) {
-        if (!(error instanceof ContentMissingError) || attempt >= 5) throw error;
-      }
-    }
+  /** Places the upload's data (still held by the session) at the blob's place and records it; again if GC removed it meanwhile. */
+  private placeAndRecord(repo: string, id: string, digest: string, record: () => Promise<void>): Promise<void> {
+    return placeThenRecord(() => this.blobs.commitUpload(repo, id, digest), record);
   }
+
 
   /**
    * Ends a session that has received nothing since `idleSince` (GC's purge of stale

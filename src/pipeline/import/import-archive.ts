@@ -21,6 +21,7 @@ import { planOciLayout } from './oci-layout.js';
 import type { Target } from './references.js';
 import { parseDigest, type Digest } from '../../oci/digest.js';
 import type { BlobStore } from '../../store/blob-store.js';
+import { placeThenRecord } from '../../store/place-then-record.js';
 import { ContentMissingError, type PutManifestResult, type RegistryIndex } from '../../store/registry-index.js';
 import { UploadError } from '../upload-errors.js';
 import type { UploadService } from '../upload-service.js';
@@ -116,14 +117,14 @@ export async function importArchive(
  * vanished for good (an uploaded layer collected with gc.grace 0) fails the import cleanly.
  */
 async function commitWithRetry(deps: ImportDeps, plan: ImportPlan): Promise<PutManifestResult> {
-  for (let attempt = 1; ; attempt++) {
+  const place = async () => {
     for (const [digest, bytes] of plan.generated) await deps.blobs.writeBlob(digest, bytes);
-    try {
-      return await deps.index.commitImport(plan.batches());
-    } catch (error) {
-      if (!(error instanceof ContentMissingError)) throw error;
-      if (attempt >= 5) return { ok: false, missingBlobs: [error.digest], missingManifests: [] };
-    }
+  };
+  try {
+    return await placeThenRecord(place, () => deps.index.commitImport(plan.batches()));
+  } catch (error) {
+    if (!(error instanceof ContentMissingError)) throw error;
+    return { ok: false, missingBlobs: [error.digest], missingManifests: [] };
   }
 }
 

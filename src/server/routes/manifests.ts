@@ -4,12 +4,12 @@ import { ManifestError, parseManifest } from '../../oci/manifest.js';
 import { MANIFEST_MEDIA_TYPES } from '../../oci/media-types.js';
 import { isTag } from '../../oci/names.js';
 import {
-  ContentMissingError,
   manifestRecordOf,
   type ManifestRecord,
   type PutManifestOptions,
   type PutManifestResult,
 } from '../../store/registry-index.js';
+import { placeThenRecord } from '../../store/place-then-record.js';
 import { readBodyLimited } from '../body.js';
 import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
@@ -159,12 +159,8 @@ function refuseMissing(blobs: string[], manifests: string[]): void {
   throw new ApiError('MANIFEST_BLOB_UNKNOWN', { blobs, manifests });
 }
 
-/**
- * Writes the manifest's bytes, then records it. GC may remove the bytes in between (the
- * same manifest, deleted earlier, was garbage): the index then refuses before writing
- * anything (ContentMissingError) and the bytes are written again.
- */
-async function storeManifest(
+/** Writes the manifest's bytes, then records it (again, if GC removed the bytes meanwhile). */
+function storeManifest(
   ctx: RegistryContext,
   name: string,
   record: ManifestRecord,
@@ -172,12 +168,8 @@ async function storeManifest(
   tags: readonly string[],
   options: PutManifestOptions,
 ): Promise<PutManifestResult> {
-  for (let attempt = 1; ; attempt++) {
-    await ctx.blobs.writeBlob(record.digest, body);
-    try {
-      return await ctx.index.putManifest(name, record, tags, options);
-    } catch (error) {
-      if (!(error instanceof ContentMissingError) || attempt >= 5) throw error;
-    }
-  }
+  return placeThenRecord(
+    () => ctx.blobs.writeBlob(record.digest, body),
+    () => ctx.index.putManifest(name, record, tags, options),
+  );
 }
