@@ -13,8 +13,6 @@ export interface WaitOptions {
   detail?: () => string | Promise<string>;
 }
 
-export class WaitTimeout extends Error {}
-
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -33,7 +31,7 @@ export async function waitFor<T>(
     if (value !== undefined && value !== null && value !== false) return value;
     if (Date.now() > deadline) {
       const more = detail ? `:\n${await detail()}` : '';
-      throw new WaitTimeout(`timed out after ${timeoutMs} ms waiting for ${what}${more}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${more}`);
     }
     await sleep(intervalMs);
   }
