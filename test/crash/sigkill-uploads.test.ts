@@ -7,71 +7,24 @@
 //
 // Needs the compiled server: run `npm run build` first.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialHashState, isValidHashState } from '../../src/hashing/hash-state.js';
 import { CHECKPOINT_BYTES } from '../../src/pipeline/upload-writer.js';
 import { createWasmEngine } from '../../src/hashing/wasm-engine.js';
-import { freePort } from '../helpers/registry.js';
+import { waitFor } from '../helpers/poll.js';
+import { ServerProcess } from '../helpers/server-process.js';
 import { expectSameBytes } from '../unit/bytes.js';
 
-const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 const MiB = 1024 * 1024;
 const REPO = 'crash/test';
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-
-class ServerProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-    private readonly log: string[],
-  ) {}
-
-  static async start(root: string): Promise<ServerProcess> {
-    const port = await freePort();
-    const log: string[] = [];
-    const child = spawn(process.execPath, [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
-    child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log.join('')}`);
-      try {
-        if ((await fetch(`${url}/v2/`)).status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`server did not start: ${log.join('')}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return new ServerProcess(child, url, log);
-  }
-
-  async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = once(this.child, 'exit');
-    this.child.kill('SIGKILL');
-    await exited;
-    // Nothing but SIGKILL ended it: no clean shutdown path ran.
-    expect(this.child.signalCode).toBe('SIGKILL');
-  }
-
-  output(): string {
-    return this.log.join('');
-  }
-}
 
 /** Offset from a `Range: 0-<last>` upload header (Distribution reports an empty upload as 0-0). */
 function offsetFrom(response: Response, empty = false): number {
@@ -85,7 +38,6 @@ let root: string;
 const engine = createWasmEngine();
 
 beforeAll(async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` before the crash test`);
   root = await mkdtemp(path.join(os.tmpdir(), 'stowage-crash-'));
 });
 
@@ -94,8 +46,15 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
+async function kill(): Promise<void> {
+  if (!server?.alive) return;
+  await server.kill();
+  // Nothing but SIGKILL ended it: no clean shutdown path ran.
+  expect(server.child.signalCode).toBe('SIGKILL');
+}
+
 async function restart(): Promise<ServerProcess> {
-  await server?.kill();
+  await kill();
   server = await ServerProcess.start(root);
   return server;
 }
@@ -110,12 +69,8 @@ async function stateOffsets(id: string): Promise<number[]> {
   return names.filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; server said: ${server?.output()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  await waitFor(check, { what, intervalMs: 5, detail: () => `server said: ${server?.output()}` });
 }
 
 async function startUpload(): Promise<{ id: string; location: string }> {
@@ -214,7 +169,7 @@ function streamPatch(location: string, blob: Buffer, start: number, pauseAt = bl
 describe('clients that go away mid-request', () => {
   for (const framing of ['content-length', 'chunked'] as const) {
     it(`leave the session at its durable offset, usable (${framing})`, { timeout: 30_000 }, async () => {
-      if (!server || server.child.exitCode !== null || server.child.signalCode !== null) await restart();
+      if (!server?.alive) await restart();
       const blob = randomBytes(12 * MiB + 5);
       const session = await startUpload();
       const acked = await patchChunk(session.location, blob.subarray(0, 2 * MiB), 0);
@@ -302,7 +257,7 @@ describe('SIGKILL during uploads', () => {
       return checkpoint >= CHECKPOINT_BYTES && (await sizeOf(dataFile(streaming.id))) >= checkpoint + 4 * MiB;
     });
     expect(checkpoint).toBeLessThan(first.state.sent); // still mid-request
-    await server!.kill();
+    await kill();
     let before = { sent: first.state.sent, dataSize: await sizeOf(dataFile(streaming.id)) };
     expect(before.dataSize).toBeGreaterThan(checkpoint);
     expect(await first.response).toBeInstanceOf(Error); // the client never got an answer
@@ -328,7 +283,7 @@ describe('SIGKILL during uploads', () => {
     const second = streamPatch(streaming.location, big, offset, offset + 8 * MiB);
     await until('bytes of the second request on disk', async () => (await sizeOf(dataFile(streaming.id))) >= offset + 6 * MiB);
     expect(await stateOffsets(streaming.id)).toEqual([offset]);
-    await server!.kill();
+    await kill();
     before = { sent: second.state.sent, dataSize: await sizeOf(dataFile(streaming.id)) };
     expect(before.dataSize).toBeGreaterThan(offset);
 
@@ -339,7 +294,7 @@ describe('SIGKILL during uploads', () => {
     // Kill 3: the moment a checkpoint lands, whatever the server was doing then.
     const third = streamPatch(streaming.location, big, offset);
     await until('a checkpoint in the third request', async () => (await stateOffsets(streaming.id)).some((o) => o > afterKill1));
-    await server!.kill();
+    await kill();
     const seen = Math.max(...(await stateOffsets(streaming.id)));
     before = { sent: third.state.sent, dataSize: await sizeOf(dataFile(streaming.id)) };
 
@@ -381,6 +336,6 @@ describe('SIGKILL during uploads', () => {
     await restart();
     await checkCommitted();
     expectSameBytes(await readBlob(sha256(chunkedBlob)), chunkedBlob, 'chunked blob after a last kill');
-    await server!.kill();
+    await kill();
   });
 });

@@ -7,27 +7,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_BYTES } from '../../src/pipeline/upload-writer.js';
 import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { StoragePaths } from '../../src/store/paths.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { useTestRegistry } from '../helpers/registry.js';
 
 const MiB = 1024 * 1024;
 const REPO = 'faults/disconnect';
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-let registry: TestRegistry;
-let paths: StoragePaths;
+const registry = useTestRegistry({ keepRoot: true });
 let cuts = 0;
 
-beforeAll(async () => {
-  registry = await startTestRegistry({ keepRoot: true });
-  paths = new StoragePaths(registry.root);
-});
-
 afterAll(async () => {
-  await registry?.close();
+  await registry.close();
   // fsck after the server has closed: the in-process registry holds the index open until then.
   const report = await runFsck({ root: registry.root });
   expect(report.issues, JSON.stringify(report.issues)).toEqual([]);
@@ -89,7 +83,7 @@ async function settledOffset(id: string, location: string): Promise<number> {
     expect(res.status).toBe(204);
     const match = /^0-(\d+)$/.exec(res.headers.get('range')!)!;
     const offset = Number(match[1]) === 0 ? 0 : Number(match[1]) + 1;
-    const onDisk = (await stat(paths.uploadData(REPO, id))).size;
+    const onDisk = (await stat(new StoragePaths(registry.root).uploadData(REPO, id))).size;
     if (onDisk === offset) return offset;
     if (Date.now() > deadline) throw new Error(`data file ${onDisk} bytes, server reports ${offset}`);
     await new Promise((r) => setTimeout(r, 10));

@@ -11,6 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { DOCKER_CLI, clientsMissing, run, type Client, type RunResult } from './clients.js';
+import { sleep, waitFor } from './poll.js';
 
 export const ENGINE_CLIENTS: readonly Client[] = ['docker', 'dockerd', 'containerd', 'ctr'];
 
@@ -39,8 +40,6 @@ const KILL_WAIT_MS = 5_000;
 
 /** The namespace ctr works in; dockerd keeps to its own ("moby"). */
 const CTR_NAMESPACE = 'stowage-e2e';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class DockerEngine {
   private constructor(
@@ -235,21 +234,16 @@ function spawnLogged(command: string, args: string[], logFile: string): ChildPro
 }
 
 async function waitUntil(name: string, child: ChildProcess, log: string, limitMs: number, ready: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${await tail(log)}`);
-    }
-    try {
-      if (await ready()) return;
-    } catch {
-      // not ready yet
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${name} was not ready within ${limitMs} ms:\n${await tail(log)}`);
-    }
-    await sleep(100);
-  }
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${await tail(log)}`);
+      }
+      // A probe that throws is not ready yet (the socket is not there, the API not up).
+      return ready().catch(() => false);
+    },
+    { timeoutMs: limitMs, intervalMs: 100, what: `${name} to be ready`, detail: () => tail(log) },
+  );
 }
 
 /** GET /_ping on the daemon's socket: "OK" once the API serves. */

@@ -1,5 +1,5 @@
 // Shared building blocks for API tests: digests, blob pushes, manifests and raw HTTP.
-// Everything goes over real HTTP to a registry started by startTestRegistry().
+// Everything goes over real HTTP to a registry from helpers/registry.ts.
 
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';

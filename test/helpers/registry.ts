@@ -1,12 +1,17 @@
-// Starts a registry for a test: Stowage in-process on an ephemeral port over a fresh
-// directory, or, with STOWAGE_TEST_TARGET=distribution, CNCF Distribution (Debian's
-// docker-registry) on the same terms, so the same tests can be checked against the reference.
+// The registry a test runs against. useTestRegistry() is the fixture for a test file (or a
+// describe block); startTestRegistry() is for tests that start several or restart one over
+// the same root. Both go through TARGETS below, the one place that decides what serves the
+// test: Stowage in-process on an ephemeral port over a fresh directory (the default), or, with
+// STOWAGE_TEST_TARGET=distribution, CNCF Distribution (Debian's docker-registry) on the same
+// terms, so the same tests can be checked against the reference.
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { waitFor } from './poll.js';
 
 export interface TestRegistry {
   /** e.g. http://127.0.0.1:41234 */
@@ -28,23 +33,85 @@ export interface TestRegistryOptions {
   sparseManifests?: boolean;
 }
 
+interface Running {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts a registry of one kind over `root` (which it must not remove). */
+type Target = (root: string, options: TestRegistryOptions) => Promise<Running>;
+
+const TARGETS: Record<string, Target> = {
+  stowage: startStowage,
+  distribution: (root) => startDistribution(root),
+};
+
+/** The kind of registry under test, for tests that skip what only Stowage does. */
+export const testTarget = process.env.STOWAGE_TEST_TARGET || 'stowage';
+export const isDistribution = testTarget === 'distribution';
+
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
+  const start = TARGETS[testTarget];
+  if (!start) throw new Error(`STOWAGE_TEST_TARGET=${testTarget}: expected one of ${Object.keys(TARGETS).join(', ')}`);
   const root = options.root ?? (await mkdtemp(path.join(os.tmpdir(), 'stowage-test-')));
-  const running =
-    process.env.STOWAGE_TEST_TARGET === 'distribution' ? await startDistribution(root) : await startStowage(root, options);
-  const host = new URL(running.url).host;
+  // A root named before it exists (docker-registry writes its config into it first).
+  await mkdir(root, { recursive: true });
+  const running = await start(root, options);
+  let closing: Promise<void> | undefined;
   return {
     url: running.url,
-    host,
+    host: new URL(running.url).host,
     root,
-    async close() {
-      await running.close();
-      if (!options.keepRoot && !options.root) await rm(root, { recursive: true, force: true });
-    },
+    // Once only: a file's own afterAll may close early (to inspect the root) before the fixture's runs.
+    close: () =>
+      (closing ??= (async () => {
+        await running.close();
+        if (!options.keepRoot && !options.root) await rm(root, { recursive: true, force: true });
+      })()),
   };
 }
 
-async function startStowage(root: string, options: TestRegistryOptions): Promise<{ url: string; close(): Promise<void> }> {
+/** What useTestRegistry() returns: the registry's fields, readable from its beforeAll on. */
+export interface TestRegistryFixture extends TestRegistry {
+  readonly registry: TestRegistry;
+}
+
+/**
+ * Registers beforeAll/afterAll that start and close one registry for the enclosing file or
+ * describe block. Called before the caller's own hooks, its beforeAll runs first and its
+ * afterAll last, so the caller's hooks can use it; an afterAll that needs it closed first
+ * (to read the root) calls close() itself.
+ */
+export function useTestRegistry(options: TestRegistryOptions = {}): TestRegistryFixture {
+  let started: TestRegistry | undefined;
+  beforeAll(async () => {
+    started = await startTestRegistry(options);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  const registry = (): TestRegistry => {
+    if (!started) throw new Error('useTestRegistry(): the registry is read before its beforeAll ran (or it failed to start)');
+    return started;
+  };
+  return {
+    get registry() {
+      return registry();
+    },
+    get url() {
+      return registry().url;
+    },
+    get host() {
+      return registry().host;
+    },
+    get root() {
+      return registry().root;
+    },
+    close: () => registry().close(),
+  };
+}
+
+async function startStowage(root: string, options: TestRegistryOptions): Promise<Running> {
   const { startRegistry } = await import('../../src/registry.js');
   const { limits, sparseManifests } = options;
   const registry = await startRegistry({ root, host: '127.0.0.1', port: 0, logLevel: 'warn', limits, sparseManifests });
@@ -63,7 +130,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** CNCF Distribution (Debian docker-registry) over `root` on a free port; adoption tests fill roots with it. */
-export async function startDistribution(root: string): Promise<{ url: string; close(): Promise<void> }> {
+export async function startDistribution(root: string): Promise<Running> {
   const port = await freePort();
   const config = path.join(root, 'distribution.yml');
   await writeFile(
@@ -78,19 +145,19 @@ export async function startDistribution(root: string): Promise<{ url: string; cl
   );
   const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`${url}/v2/`);
-      if (res.status === 200) break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}`);
+      return fetch(`${url}/v2/`).then((res) => res.status === 200, () => false);
+    },
+    { timeoutMs: 10_000, intervalMs: 50, what: `docker-registry on ${url}` },
+  );
   return {
     url,
     close: async () => {
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await exited;
     },
   };
 }

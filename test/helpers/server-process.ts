@@ -6,9 +6,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './registry.js';
+import { waitFor } from './poll.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+
+/** The line fastify logs (at info) once it is bound; it carries the port the kernel chose. */
+const LISTENING = /^Server listening at (http:\/\/127\.0\.0\.1:\d+)$/;
 
 export class ServerProcess {
   private constructor(
@@ -17,29 +20,30 @@ export class ServerProcess {
     private readonly log: string[],
   ) {}
 
-  static async start(root: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  /**
+   * Serves `root` on a port the kernel picks (port 0), so no other process can take it between
+   * choosing and binding. `extraArgs` must leave the log at info with JSON lines: the address
+   * is read from the log.
+   */
+  static async start(root: string, extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<ServerProcess> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-    const port = await freePort();
     const log: string[] = [];
-    const args = [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--log-level', 'warn', ...extraArgs];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Info, for the listening line; no access log, so a busy test does not fill memory with one line a request.
+    const logging = ['--log-level', 'info', '--log-format', 'json', '--no-access-log'];
+    const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--root', root, ...logging, ...extraArgs];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log.join('')}`);
-      try {
-        if ((await fetch(`${url}/v2/`)).status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`server did not start: ${log.join('')}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const url = await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log.join('')}`);
+        return listeningAt(log.join(''));
+      },
+      { timeoutMs: 20_000, what: 'the server to log its address', detail: () => log.join('') },
+    ).catch((error: unknown) => {
+      child.kill('SIGKILL');
+      throw error;
+    });
     return new ServerProcess(child, url, log);
   }
 
@@ -66,4 +70,17 @@ export class ServerProcess {
   output(): string {
     return this.log.join('');
   }
+}
+
+/** The address from the first complete JSON log line that announces it. */
+function listeningAt(output: string): string | undefined {
+  for (const line of output.split('\n').slice(0, -1)) {
+    try {
+      const match = LISTENING.exec((JSON.parse(line) as { msg?: string }).msg ?? '');
+      if (match) return match[1];
+    } catch {
+      // not a JSON log line (e.g. a warning node printed)
+    }
+  }
+  return undefined;
 }

@@ -5,7 +5,7 @@
 // an index missing a platform; accepted with manifests.sparse on, refused with it off). Each
 // data set runs push, pull, tag list and delete in the suite's order.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   built,
   descriptorOf,
@@ -22,9 +22,8 @@ import {
   type BuiltManifest,
   type Descriptor,
 } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 /** One data set as the suite holds it: blobs, manifests in push order, tags, and whether tags go as parameters. */
 interface DataSet {
@@ -170,11 +169,7 @@ async function remove(base: string, repo: string, data: DataSet): Promise<void> 
 }
 
 describe.skipIf(isDistribution)('spec main workflows: tag parameters', () => {
-  let registry: TestRegistry;
-  beforeAll(async () => {
-    registry = await startTestRegistry();
-  });
-  afterAll(async () => registry?.close());
+  const registry = useTestRegistry();
 
   for (const algorithm of ['sha256', 'sha512'] as const) {
     describe(`data set tag-param-${algorithm}`, () => {
@@ -190,11 +185,7 @@ describe.skipIf(isDistribution)('spec main workflows: tag parameters', () => {
 });
 
 describe.skipIf(isDistribution)('spec main workflows: sparse data set with manifests.sparse on', () => {
-  let registry: TestRegistry;
-  beforeAll(async () => {
-    registry = await startTestRegistry({ sparseManifests: true });
-  });
-  afterAll(async () => registry?.close());
+  const registry = useTestRegistry({ sparseManifests: true });
 
   const repo = uniqueRepo('conformance-sparse');
   const data = sparseDataSet();
@@ -206,11 +197,7 @@ describe.skipIf(isDistribution)('spec main workflows: sparse data set with manif
 });
 
 describe('spec main workflows: sparse data set with manifests.sparse off (the default)', () => {
-  let registry: TestRegistry;
-  beforeAll(async () => {
-    registry = await startTestRegistry();
-  });
-  afterAll(async () => registry?.close());
+  const registry = useTestRegistry();
 
   it('push: the sparse image and the sparse index are refused with MANIFEST_BLOB_UNKNOWN; the complete image is accepted', async () => {
     const repo = uniqueRepo('conformance-sparse-off');

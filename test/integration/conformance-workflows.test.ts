@@ -3,7 +3,7 @@
 // suite (opencontainers/distribution-spec conformance/, which needs Go to build). Where the
 // spec allows several status codes, the whole allowed set is asserted, not ours alone.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   built,
   descriptorOf,
@@ -24,7 +24,7 @@ import {
   type BuiltManifest,
   type ImageParts,
 } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
 /** The error codes the spec defines, and the Docker v2 dialect's finer ones; every error body must use them. */
 const SPEC_CODES = [
@@ -47,20 +47,10 @@ const SPEC_CODES = [
   'TOOMANYREQUESTS',
 ];
 
-let registry: TestRegistry;
-let base: string;
-
-beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
-});
-
-afterAll(async () => {
-  await registry?.close();
-});
+const registry = useTestRegistry();
 
 function url(path: string): string {
-  return `${base}${path}`;
+  return `${registry.url}${path}`;
 }
 
 function expectStatus(res: Response, allowed: number[]): void {
@@ -82,11 +72,11 @@ describe('workflow: pull', () => {
 
   beforeAll(async () => {
     parts = imageParts({ layers: 1 });
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     manifest = imageManifest(parts);
-    expect((await putManifest(base, repo, tag, manifest)).status).toBe(201);
+    expect((await putManifest(registry.url, repo, tag, manifest)).status).toBe(201);
     index = indexManifest([manifestDescriptor(manifest, { platform: { architecture: 'amd64', os: 'linux' } })]);
-    expect((await putManifest(base, repo, 'index', index)).status).toBe(201);
+    expect((await putManifest(registry.url, repo, 'index', index)).status).toBe(201);
   });
 
   it('end-1: GET /v2/ -> 200', async () => {
@@ -142,12 +132,11 @@ describe('workflow: pull', () => {
   it('end-3: HEAD and GET of a reference no manifest can have (malformed tag or digest) -> 404 MANIFEST_UNKNOWN', async () => {
     // CNCF Distribution 2.8 answers the malformed digest with a 500, and the malformed tag
     // with a plain-text 404 from its router.
-    const onDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
-    for (const reference of onDistribution ? ['.INVALID_MANIFEST_NAME'] : ['.INVALID_MANIFEST_NAME', 'sha256:totallywrong']) {
+    for (const reference of isDistribution ? ['.INVALID_MANIFEST_NAME'] : ['.INVALID_MANIFEST_NAME', 'sha256:totallywrong']) {
       expectStatus(await fetch(url(`/v2/${repo}/manifests/${reference}`), { method: 'HEAD' }), [404]);
       const res = await fetch(url(`/v2/${repo}/manifests/${reference}`), { headers: { accept: MT.ociManifest } });
       expectStatus(res, [404]);
-      if (onDistribution) continue;
+      if (isDistribution) continue;
       const body = (await res.json()) as { errors: { code: string }[] };
       expect(body.errors[0].code).toBe('MANIFEST_UNKNOWN');
     }
@@ -196,10 +185,10 @@ describe('workflow: push', () => {
       const content = randomBlob(2048);
       const start = await fetch(url(`/v2/${repo}/blobs/uploads/`), { method: 'POST' });
       expectStatus(start, [202]);
-      const location = resolveLocation(base, start.headers.get('location'));
+      const location = resolveLocation(registry.url, start.headers.get('location'));
       const patch = await fetch(location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body: content });
       expectStatus(patch, [202]);
-      const next = resolveLocation(base, patch.headers.get('location'));
+      const next = resolveLocation(registry.url, patch.headers.get('location'));
       const put = await fetch(withQuery(next, { digest: digestOf(content) }), { method: 'PUT' });
       expectStatus(put, [201]);
       expect(put.headers.get('location')).toBeTruthy();
@@ -220,7 +209,7 @@ describe('workflow: push', () => {
         body: content,
       });
       expectStatus(res, [201, 202]);
-      const location = resolveLocation(base, res.headers.get('location'));
+      const location = resolveLocation(registry.url, res.headers.get('location'));
       if (res.status === 201) {
         expectStatus(await fetch(location), [200]);
       } else {
@@ -234,19 +223,19 @@ describe('workflow: push', () => {
       expectStatus(start, [202]);
       const location = start.headers.get('location');
       expect(location).toBeTruthy();
-      const put = await fetch(withQuery(resolveLocation(base, location), { digest: digestOf(content) }), {
+      const put = await fetch(withQuery(resolveLocation(registry.url, location), { digest: digestOf(content) }), {
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(content.length) },
         body: content,
       });
       expectStatus(put, [201]);
-      const blob = await fetch(resolveLocation(base, put.headers.get('location')));
+      const blob = await fetch(resolveLocation(registry.url, put.headers.get('location')));
       expectStatus(blob, [200]);
     });
 
     it('end-13: the upload status of a session -> 204 with Range', async () => {
       const start = await fetch(url(`/v2/${repo}/blobs/uploads/`), { method: 'POST' });
-      const status = await fetch(resolveLocation(base, start.headers.get('location')));
+      const status = await fetch(resolveLocation(registry.url, start.headers.get('location')));
       expectStatus(status, [204]);
       expect(status.headers.get('range')).toMatch(/^0-\d+$/);
     });
@@ -261,7 +250,7 @@ describe('workflow: push', () => {
 
     it('end-5: PATCH of the first chunk -> 202 with Location and Range', async () => {
       const start = await fetch(url(`/v2/${repo}/blobs/uploads/`), { method: 'POST' });
-      firstLocation = resolveLocation(base, start.headers.get('location'));
+      firstLocation = resolveLocation(registry.url, start.headers.get('location'));
       const res = await fetch(firstLocation, {
         method: 'PATCH',
         headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${chunkA.length - 1}`, 'content-length': String(chunkA.length) },
@@ -269,7 +258,7 @@ describe('workflow: push', () => {
       });
       expectStatus(res, [202]);
       expect(res.headers.get('range')).toBe(`0-${chunkA.length - 1}`);
-      location = resolveLocation(base, res.headers.get('location'));
+      location = resolveLocation(registry.url, res.headers.get('location'));
     });
 
     it('end-13: the upload status -> 204 with Range and Location', async () => {
@@ -323,7 +312,7 @@ describe('workflow: push', () => {
     let digest: string;
 
     beforeAll(async () => {
-      digest = await pushBlob(base, source, content);
+      digest = await pushBlob(registry.url, source, content);
     });
 
     it('end-11: mount with from -> 201 with Location (or 202 if mounting is not supported)', async () => {
@@ -355,7 +344,7 @@ describe('workflow: push', () => {
 
     beforeAll(async () => {
       parts = imageParts({ layers: 2 });
-      await pushParts(base, repo, parts);
+      await pushParts(registry.url, repo, parts);
     });
 
     it('end-3: GET of a nonexistent manifest -> 404', async () => {
@@ -364,7 +353,7 @@ describe('workflow: push', () => {
 
     it('end-7: PUT of a manifest by tag -> 201 with Location', async () => {
       const manifest = imageManifest(parts);
-      const res = await putManifest(base, repo, 'tagtest0', manifest);
+      const res = await putManifest(registry.url, repo, 'tagtest0', manifest);
       expectStatus(res, [201]);
       expect(res.headers.get('location')).toBeTruthy();
       const get = await fetch(url(`/v2/${repo}/manifests/${manifest.digest}`), { headers: { accept: MT.ociManifest } });
@@ -372,23 +361,23 @@ describe('workflow: push', () => {
     });
 
     it('end-7: PUT of a manifest with no layers -> 201', async () => {
-      await pushBlob(base, repo, EMPTY_CONFIG);
+      await pushBlob(registry.url, repo, EMPTY_CONFIG);
       const manifest = built(
         { schemaVersion: 2, mediaType: MT.ociManifest, config: descriptorOf(EMPTY_CONFIG, MT.ociEmpty), layers: [] },
         MT.ociManifest,
       );
-      expectStatus(await putManifest(base, repo, manifest.digest, manifest), [201]);
+      expectStatus(await putManifest(registry.url, repo, manifest.digest, manifest), [201]);
     });
 
     it('end-7: PUT of an image index -> 201', async () => {
       const child = imageManifest(parts);
       const index = indexManifest([manifestDescriptor(child)]);
-      expectStatus(await putManifest(base, repo, 'index', index), [201]);
+      expectStatus(await putManifest(registry.url, repo, 'index', index), [201]);
     });
 
     it('end-7: a manifest whose blobs are missing -> 400 MANIFEST_BLOB_UNKNOWN (a registry MAY reject)', async () => {
       const missing = imageParts();
-      const res = await putManifest(base, repo, 'broken', imageManifest(missing));
+      const res = await putManifest(registry.url, repo, 'broken', imageManifest(missing));
       expectStatus(res, [201, 400]);
       if (res.status === 400) {
         const body = (await res.json()) as { errors: { code: string }[] };
@@ -400,7 +389,7 @@ describe('workflow: push', () => {
       const manifest = imageManifest(parts, {
         subject: { mediaType: MT.ociManifest, digest: digestOf('absent subject'), size: 14 },
       });
-      expectStatus(await putManifest(base, repo, manifest.digest, manifest), [201]);
+      expectStatus(await putManifest(registry.url, repo, manifest.digest, manifest), [201]);
     });
   });
 });
@@ -416,15 +405,15 @@ describe('workflow: content discovery', () => {
 
   beforeAll(async () => {
     parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     subject = imageManifest(parts);
-    for (const tag of tags) expect((await putManifest(base, repo, tag, subject)).status).toBe(201);
+    for (const tag of tags) expect((await putManifest(registry.url, repo, tag, subject)).status).toBe(201);
 
     // Referrers as the suite builds them: two artifacts with a config type, an index artifact.
     const configA = Buffer.from('{"a":1}');
     const configB = Buffer.from('{"b":2}');
     const layer = randomBlob(32);
-    for (const blob of [configA, configB, layer, EMPTY_CONFIG]) await pushBlob(base, repo, blob);
+    for (const blob of [configA, configB, layer, EMPTY_CONFIG]) await pushBlob(registry.url, repo, blob);
     refA = built(
       {
         schemaVersion: 2,
@@ -448,12 +437,12 @@ describe('workflow: content discovery', () => {
       },
       MT.ociManifest,
     );
-    for (const ref of [refA, refB]) expect((await putManifest(base, repo, ref.digest, ref)).status).toBe(201);
+    for (const ref of [refA, refB]) expect((await putManifest(registry.url, repo, ref.digest, ref)).status).toBe(201);
     refIndex = indexManifest([manifestDescriptor(refA), manifestDescriptor(refB)], {
       artifactType: 'application/vnd.food.stand',
       subject: manifestDescriptor(subject),
     });
-    expect((await putManifest(base, repo, refIndex.digest, refIndex)).status).toBe(201);
+    expect((await putManifest(registry.url, repo, refIndex.digest, refIndex)).status).toBe(201);
   });
 
   it('end-8a: GET tags/list -> 200 with every tag', async () => {
@@ -530,9 +519,9 @@ describe('workflow: content management', () => {
 
   beforeAll(async () => {
     parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     manifest = imageManifest(parts);
-    for (const tag of ['keep', 'remove']) expect((await putManifest(base, repo, tag, manifest)).status).toBe(201);
+    for (const tag of ['keep', 'remove']) expect((await putManifest(registry.url, repo, tag, manifest)).status).toBe(201);
   });
 
   it('end-9: DELETE of a tag -> 202 (or 400/405 if tag deletion is disabled)', async () => {
@@ -576,7 +565,7 @@ describe('workflow: content management', () => {
 
   it('a cancelled upload: DELETE of the session -> 204, then 404', async () => {
     const start = await fetch(url(`/v2/${repo}/blobs/uploads/`), { method: 'POST' });
-    const location = resolveLocation(base, start.headers.get('location'));
+    const location = resolveLocation(registry.url, start.headers.get('location'));
     expectStatus(await fetch(location, { method: 'DELETE' }), [204]);
     expectStatus(await fetch(location), [404]);
   });

@@ -15,6 +15,7 @@ import { startRegistry, type RunningRegistry } from '../../src/registry.js';
 import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
 import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { basicAuth, startAuthRegistry, writeHtpasswd, type AuthRegistry } from '../helpers/auth.js';
+import { waitFor } from '../helpers/poll.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli.js');
@@ -86,14 +87,6 @@ async function errorCode(res: Response): Promise<string | undefined> {
 
 async function postGc(url: string, query = '', headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${url}/api/v1/gc${query}`, { method: 'POST', headers });
-}
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('GC running in a loop while clients push, tag, retag and delete', () => {
@@ -251,7 +244,7 @@ describe('the grace period', () => {
       await pushBlob(url, 'app', layer);
       await pushBlob(url, 'app', config);
       const runs = registry.gc.totals.runs;
-      await until(() => registry.gc.totals.runs >= runs + 5);
+      await waitFor(() => registry.gc.totals.runs >= runs + 5, { timeoutMs: 5000, intervalMs: 10, what: 'five more scheduled GC runs' });
       const res = await putManifest(url, 'app', 'v1', manifestOf(config, [layer]));
       if (graceMs > 0) {
         expect(res.status, await res.text()).toBe(201);

@@ -4,11 +4,10 @@
 // the spec's error JSON with the most specific code.
 
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, pathOf, pushImage, startUpload, uniqueRepo } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 interface ParsedResponse {
   status: number;
@@ -62,42 +61,34 @@ function codeOf(response: ParsedResponse): string {
 }
 
 describe.skipIf(isDistribution)('HTTP/1.1 over raw sockets', () => {
-  let registry: TestRegistry;
-  let base: string;
-  let host: string;
+  const registry = useTestRegistry();
   const repo = uniqueRepo('http1');
 
   beforeAll(async () => {
-    registry = await startTestRegistry();
-    base = registry.url;
-    host = registry.host;
-    await pushImage(base, repo, 'latest');
-  });
-  afterAll(async () => {
-    await registry?.close();
+    await pushImage(registry.url, repo, 'latest');
   });
 
   it('a request with two Host lines is 400 with error JSON, and so is one without Host', async () => {
-    const two = await exchange(base, `GET /v2/ HTTP/1.1\r\nHost: ${host}\r\nHost: other.example\r\n\r\n`, 1);
+    const two = await exchange(registry.url, `GET /v2/ HTTP/1.1\r\nHost: ${registry.host}\r\nHost: other.example\r\n\r\n`, 1);
     expect(two.responses[0].status).toBe(400);
     expect(codeOf(two.responses[0])).toBe('UNSUPPORTED');
-    const none = await exchange(base, 'GET /v2/ HTTP/1.1\r\n\r\n', 1);
+    const none = await exchange(registry.url, 'GET /v2/ HTTP/1.1\r\n\r\n', 1);
     expect(none.responses[0].status).toBe(400);
     expect(codeOf(none.responses[0])).toBe('UNSUPPORTED');
-    const bad = await exchange(base, 'GET /v2/ HTTP/1.1\r\nHost: a b/c\r\n\r\n', 1);
+    const bad = await exchange(registry.url, 'GET /v2/ HTTP/1.1\r\nHost: a b/c\r\n\r\n', 1);
     expect(bad.responses[0].status).toBe(400);
     // HTTP/1.0 has no Host requirement.
-    const old = await exchange(base, 'GET /v2/ HTTP/1.0\r\n\r\n', 1);
+    const old = await exchange(registry.url, 'GET /v2/ HTTP/1.0\r\n\r\n', 1);
     expect(old.responses[0].status).toBe(200);
   });
 
   it('the absolute form of the target is served like the origin form', async () => {
     const { responses } = await exchange(
-      base,
-      `GET http://${host}/v2/ HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `GET http://${host}/v2/${repo}/tags/list?n=5 HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `GET http://${host}/v2/nope/tags/list HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `GET http://${host}/v2/${repo}/tags/list?n=x HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      registry.url,
+      `GET http://${registry.host}/v2/ HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n` +
+        `GET http://${registry.host}/v2/${repo}/tags/list?n=5 HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n` +
+        `GET http://${registry.host}/v2/nope/tags/list HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n` +
+        `GET http://${registry.host}/v2/${repo}/tags/list?n=x HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`,
       4,
     );
     expect(responses.map((r) => r.status)).toEqual([200, 200, 404, 400]);
@@ -110,11 +101,11 @@ describe.skipIf(isDistribution)('HTTP/1.1 over raw sockets', () => {
   it('bytes after a body of the declared Content-Length are the next request (pipelining)', async () => {
     const blob = Buffer.from('pipelined blob');
     const { responses } = await exchange(
-      base,
-      `POST /v2/${repo}/blobs/uploads/?digest=${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${blob.length}\r\n\r\n${blob}` +
-        `GET /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\n\r\n` +
-        `PUT /v2/${repo}/manifests/x HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 2\r\n\r\n{}` +
-        `GET /v2/ HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+      registry.url,
+      `POST /v2/${repo}/blobs/uploads/?digest=${digestOf(blob)} HTTP/1.1\r\nHost: ${registry.host}\r\nContent-Length: ${blob.length}\r\n\r\n${blob}` +
+        `GET /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n` +
+        `PUT /v2/${repo}/manifests/x HTTP/1.1\r\nHost: ${registry.host}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 2\r\n\r\n{}` +
+        `GET /v2/ HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`,
       4,
     );
     expect(responses.map((r) => r.status)).toEqual([201, 200, 400, 200]);
@@ -124,11 +115,11 @@ describe.skipIf(isDistribution)('HTTP/1.1 over raw sockets', () => {
 
   it('pipelined reads after a write see the write, and a write after reads waits for all of them', async () => {
     const blob = Buffer.from('second pipelined blob');
-    const get = `GET /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
-    const del = `DELETE /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+    const get = `GET /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`;
+    const del = `DELETE /v2/${repo}/blobs/${digestOf(blob)} HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`;
     const { responses } = await exchange(
-      base,
-      `POST /v2/${repo}/blobs/uploads/?digest=${digestOf(blob)} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${blob.length}\r\n\r\n${blob}` +
+      registry.url,
+      `POST /v2/${repo}/blobs/uploads/?digest=${digestOf(blob)} HTTP/1.1\r\nHost: ${registry.host}\r\nContent-Length: ${blob.length}\r\n\r\n${blob}` +
         get + get + get + del + get,
       6,
     );
@@ -137,24 +128,24 @@ describe.skipIf(isDistribution)('HTTP/1.1 over raw sockets', () => {
   });
 
   it('bytes after a complete PATCH body that are no request fail that next request, not the PATCH', async () => {
-    const location = pathOf(await startUpload(base, repo));
+    const location = pathOf(await startUpload(registry.url, repo));
     const { responses, closed } = await exchange(
-      base,
-      `PATCH ${location} HTTP/1.1\r\nHost: ${host}\r\nContent-Range: 0-2\r\nContent-Length: 3\r\n\r\nabcthis is no request\r\n\r\n`,
+      registry.url,
+      `PATCH ${location} HTTP/1.1\r\nHost: ${registry.host}\r\nContent-Range: 0-2\r\nContent-Length: 3\r\n\r\nabcthis is no request\r\n\r\n`,
       2,
     );
     expect(responses.map((r) => r.status)).toEqual([202, 501]);
     expect(responses[0].headers.range).toBe('0-2');
     expect(codeOf(responses[1])).toBe('UNSUPPORTED');
     expect(closed || responses.length === 2).toBe(true);
-    const status = await fetch(`${base}${location}`);
+    const status = await fetch(`${registry.url}${location}`);
     expect(status.headers.get('range')).toBe('0-2');
   });
 
   it('a target with bytes no name can hold (NUL, raw non-ASCII) is refused by the part they are in', async () => {
     const send = async (target: Buffer): Promise<ParsedResponse> => {
-      const head = Buffer.concat([Buffer.from('GET '), target, Buffer.from(` HTTP/1.1\r\nHost: ${host}\r\n\r\n`)]);
-      const { responses } = await exchange(base, head, 1);
+      const head = Buffer.concat([Buffer.from('GET '), target, Buffer.from(` HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`)]);
+      const { responses } = await exchange(registry.url, head, 1);
       return responses[0];
     };
     const cases: [Buffer, number, string][] = [
@@ -173,21 +164,21 @@ describe.skipIf(isDistribution)('HTTP/1.1 over raw sockets', () => {
   });
 
   it('a method HTTP does not know is 501, one the endpoint lacks 405 with Allow', async () => {
-    const unknown = await exchange(base, `BREW /v2/ HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 1);
+    const unknown = await exchange(registry.url, `BREW /v2/ HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`, 1);
     expect(unknown.responses[0].status).toBe(501);
     expect(codeOf(unknown.responses[0])).toBe('UNSUPPORTED');
-    const options = await exchange(base, `OPTIONS /v2/${repo}/tags/list HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 1);
+    const options = await exchange(registry.url, `OPTIONS /v2/${repo}/tags/list HTTP/1.1\r\nHost: ${registry.host}\r\n\r\n`, 1);
     expect(options.responses[0].status).toBe(405);
     expect(options.responses[0].headers.allow).toBe('GET');
     expect(codeOf(options.responses[0])).toBe('UNSUPPORTED');
   });
 
   it('a malformed Content-Type is MANIFEST_INVALID on a manifest and ignored on an upload chunk', async () => {
-    const location = pathOf(await startUpload(base, repo));
+    const location = pathOf(await startUpload(registry.url, repo));
     const { responses } = await exchange(
-      base,
-      `PUT /v2/${repo}/manifests/y HTTP/1.1\r\nHost: ${host}\r\nContent-Type: ;;;\r\nContent-Length: 2\r\n\r\n{}` +
-        `PATCH ${location} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: not a type\r\nContent-Length: 2\r\n\r\nok`,
+      registry.url,
+      `PUT /v2/${repo}/manifests/y HTTP/1.1\r\nHost: ${registry.host}\r\nContent-Type: ;;;\r\nContent-Length: 2\r\n\r\n{}` +
+        `PATCH ${location} HTTP/1.1\r\nHost: ${registry.host}\r\nContent-Type: not a type\r\nContent-Length: 2\r\n\r\nok`,
       2,
     );
     expect(responses.map((r) => r.status)).toEqual([400, 202]);

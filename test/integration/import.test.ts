@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { pack } from 'tar-stream';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   dockerImage,
   dockerSaveEntries,
@@ -23,21 +23,14 @@ import {
   type TarEntry,
 } from '../helpers/archives.js';
 import { basicAuth, startAuthRegistry, tempDir, writeHtpasswd } from '../helpers/auth.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { useTestRegistry } from '../helpers/registry.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 const ACCEPT = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST].join(', ');
 
-let registry: TestRegistry;
-
-beforeAll(async () => {
-  registry = await startTestRegistry();
-});
-afterAll(async () => {
-  await registry.close();
-});
+const registry = useTestRegistry();
 
 async function importArchive(archive: Buffer, repository?: string, raw = false): Promise<{ status: number; body: any }> {
   const url = `${registry.url}/api/v1/import${repository === undefined ? '' : `?repository=${encodeURIComponent(repository)}`}`;

@@ -1,29 +1,21 @@
 // GET /v2/<name>/tags/list and GET /v2/_catalog, with n, last and Link pagination.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { expectError, pushImage, putManifestOk, rawRequest, uniqueRepo } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
-let registry: TestRegistry;
-let base: string;
+const registry = useTestRegistry();
 let repo: string;
 const TAGS = ['1.0', '1.1', '2.0', 'latest', 'v3', 'Z-upper', '_under'];
 const SORTED = [...TAGS].sort();
 const REPOS = ['alpha/one', 'alpha/two', 'beta', 'gamma/x/y', 'zeta'];
 
 beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
   repo = uniqueRepo('tags');
-  const image = await pushImage(base, repo, TAGS[0]);
-  for (const tag of TAGS.slice(1)) await putManifestOk(base, repo, tag, image.manifest);
-  for (const name of REPOS) await pushImage(base, name, 'latest');
-});
-
-afterAll(async () => {
-  await registry?.close();
+  const image = await pushImage(registry.url, repo, TAGS[0]);
+  for (const tag of TAGS.slice(1)) await putManifestOk(registry.url, repo, tag, image.manifest);
+  for (const name of REPOS) await pushImage(registry.url, name, 'latest');
 });
 
 interface Listing {
@@ -33,7 +25,7 @@ interface Listing {
 }
 
 async function tags(query = ''): Promise<Listing> {
-  const res = await fetch(`${base}/v2/${repo}/tags/list${query}`);
+  const res = await fetch(`${registry.url}/v2/${repo}/tags/list${query}`);
   const body = (await res.json()) as { name: string; tags: string[] | null };
   expect(res.status).toBe(200);
   expect(body.name).toBe(repo);
@@ -41,7 +33,7 @@ async function tags(query = ''): Promise<Listing> {
 }
 
 async function catalog(query = ''): Promise<Listing> {
-  const res = await fetch(`${base}/v2/_catalog${query}`);
+  const res = await fetch(`${registry.url}/v2/_catalog${query}`);
   const body = (await res.json()) as { repositories: string[] | null };
   expect(res.status).toBe(200);
   return { status: res.status, link: res.headers.get('link'), entries: body.repositories ?? [] };
@@ -59,7 +51,7 @@ async function walk(first: string, list: (query: string) => Promise<Listing>): P
     if (!page.link) break;
     const match = /^<([^>]+)>;\s*rel="next"$/.exec(page.link);
     expect(match, page.link).toBeTruthy();
-    const next = new URL(match![1], base);
+    const next = new URL(match![1], registry.url);
     query = next.search;
     expect(pages).toBeLessThan(50);
   }
@@ -111,12 +103,12 @@ describe('tags/list', () => {
   });
 
   it('an unknown repository -> 404 NAME_UNKNOWN', async () => {
-    await expectError(await fetch(`${base}/v2/${uniqueRepo('nothing')}/tags/list`), 404, 'NAME_UNKNOWN');
+    await expectError(await fetch(`${registry.url}/v2/${uniqueRepo('nothing')}/tags/list`), 404, 'NAME_UNKNOWN');
   });
 
   it.skipIf(isDistribution)('a malformed n -> 400 with error JSON', async () => {
     for (const n of ['-1', 'abc', '1.5']) {
-      const res = await rawRequest(base, 'GET', `/v2/${repo}/tags/list?n=${n}`);
+      const res = await rawRequest(registry.url, 'GET', `/v2/${repo}/tags/list?n=${n}`);
       expect(res.status, n).toBe(400);
       expect(JSON.parse(res.body.toString()).errors[0].code).toBeDefined();
     }
@@ -124,10 +116,10 @@ describe('tags/list', () => {
 
   it.skipIf(isDistribution)('a deleted tag disappears from the listing', async () => {
     const local = uniqueRepo('tagdel');
-    const image = await pushImage(base, local, 'a');
-    await putManifestOk(base, local, 'b', image.manifest);
-    expect((await fetch(`${base}/v2/${local}/manifests/a`, { method: 'DELETE' })).status).toBe(202);
-    const res = await fetch(`${base}/v2/${local}/tags/list`);
+    const image = await pushImage(registry.url, local, 'a');
+    await putManifestOk(registry.url, local, 'b', image.manifest);
+    expect((await fetch(`${registry.url}/v2/${local}/manifests/a`, { method: 'DELETE' })).status).toBe(202);
+    const res = await fetch(`${registry.url}/v2/${local}/tags/list`);
     expect(((await res.json()) as { tags: string[] }).tags).toEqual(['b']);
   });
 });

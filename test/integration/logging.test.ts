@@ -15,6 +15,7 @@ import type { RegistryOptions, RunningRegistry } from '../../src/registry.js';
 import { startRegistry } from '../../src/registry.js';
 import { formatLine } from '../../src/server/observability/pretty.js';
 import { pushBlob, uniqueRepo } from '../helpers/oci.js';
+import { sleep, waitFor } from '../helpers/poll.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -50,13 +51,9 @@ async function start(options: Partial<RegistryOptions> = {}): Promise<Captured> 
 }
 
 /** Lines are written once the response has finished: wait for the one the test needs. */
-async function waitFor(read: () => LogLine[], match: (line: LogLine) => boolean): Promise<LogLine[]> {
-  for (let i = 0; i < 100; i++) {
-    const found = read().filter(match);
-    if (found.length > 0) return found;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return [];
+function logged(read: () => LogLine[], match: (line: LogLine) => boolean): Promise<LogLine[]> {
+  const found = () => read().filter(match);
+  return waitFor(() => (found().length > 0 ? found() : undefined), { intervalMs: 10, what: 'the request\'s log line' });
 }
 
 describe('with the access log on (the default)', () => {
@@ -75,7 +72,7 @@ describe('with the access log on (the default)', () => {
     const res = await fetch(`${server.registry.url}/v2/`, { headers: { 'x-request-id': id } });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe(id);
-    const lines = await waitFor(server.json, (line) => line.reqId === id);
+    const lines = await logged(server.json, (line) => line.reqId === id);
     // Fastify's own "incoming request" and "request completed" lines are replaced by this one.
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
@@ -100,7 +97,7 @@ describe('with the access log on (the default)', () => {
       ids.push(echoed);
     }
     expect(new Set(ids).size).toBe(ids.length);
-    const lines = await waitFor(server.json, (line) => line.reqId === ids[3]);
+    const lines = await logged(server.json, (line) => line.reqId === ids[3]);
     expect(lines[0]).toMatchObject({ msg: 'request completed', route: '/healthz', status: 200 });
   });
 
@@ -111,7 +108,7 @@ describe('with the access log on (the default)', () => {
     });
     expect(res.status).toBe(404);
     expect(res.headers.get('x-request-id')).toBe(id);
-    const [line] = await waitFor(server.json, (l) => l.reqId === id);
+    const [line] = await logged(server.json, (l) => l.reqId === id);
     expect(line).toMatchObject({ route: 'blob', status: 404, method: 'GET' });
   });
 });
@@ -132,7 +129,7 @@ describe('with the access log off', () => {
     await pushBlob(server.registry.url, repo, Buffer.from('quiet'));
     const res = await fetch(`${server.registry.url}/v2/`, { headers: { 'x-request-id': 'quiet-1' } });
     expect(res.headers.get('x-request-id')).toBe('quiet-1');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     const lines = server.json();
     expect(lines.some((line) => line.msg === 'hash engine and storage' && line.blobs === 'filesystem' && line.index === 'lmdb')).toBe(true);
     expect(lines.filter((line) => line.reqId !== undefined)).toEqual([]);
@@ -144,13 +141,9 @@ describe('human-readable format', () => {
     const server = await start({ logFormat: 'pretty' });
     try {
       await fetch(`${server.registry.url}/healthz`, { headers: { 'x-request-id': 'pretty-1' } });
-      let line: string | undefined;
-      for (let i = 0; i < 100 && !line; i++) {
-        line = server.lines.find((l) => l.includes('reqId=pretty-1'));
-        if (!line) await new Promise((r) => setTimeout(r, 10));
-      }
+      const line = await waitFor(() => server.lines.find((l) => l.includes('reqId=pretty-1')), { intervalMs: 10, what: 'the pretty-1 line' });
       expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  request completed reqId=pretty-1 method=GET url=\/healthz .*status=200/);
-      expect(line!.endsWith('\n')).toBe(true);
+      expect(line.endsWith('\n')).toBe(true);
       // Not a terminal: no colour codes.
       expect(server.lines.join('')).not.toContain('\x1b[');
       expect(() => JSON.parse(server.lines[0])).toThrow();

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startRegistry, type RunningRegistry } from '../../src/registry.js';
 import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { MAX_TAG_PARAMETERS } from '../../src/server/routes/manifests.js';
@@ -28,9 +28,8 @@ import {
   type Algorithm,
   type BuiltManifest,
 } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 /** A PUT whose response keeps every header line apart (fetch and res.headers join repeated fields). */
 function putRaw(base: string, repo: string, reference: string, query: string, manifest: BuiltManifest): Promise<{ status: number; body: string; ociTagLines: string[]; digest?: string }> {
@@ -82,105 +81,99 @@ async function expectManifestAt(base: string, repo: string, reference: string, m
 }
 
 describe.skipIf(isDistribution)('tags as parameters of a push by digest', () => {
-  let registry: TestRegistry;
-  let base: string;
-  beforeAll(async () => {
-    registry = await startTestRegistry();
-    base = registry.url;
-  });
-  afterAll(async () => registry?.close());
+  const registry = useTestRegistry();
 
   for (const algorithm of ['sha256', 'sha512'] as const) {
     it(`creates 12 tags with a ${algorithm} manifest, one OCI-Tag field each, and every tag resolves to the pushed digest`, async () => {
       const repo = uniqueRepo(`tagparam-${algorithm}`);
-      const manifest = await pushedImage(base, repo, algorithm);
+      const manifest = await pushedImage(registry.url, repo, algorithm);
       const tags = Array.from({ length: 12 }, (_, i) => `v1.${i}`);
-      const res = await putRaw(base, repo, manifest.digest, tagQuery(tags), manifest);
+      const res = await putRaw(registry.url, repo, manifest.digest, tagQuery(tags), manifest);
       expect(res.status, res.body).toBe(201);
       expect(res.digest).toBe(manifest.digest);
       expect(res.ociTagLines).toEqual(tags);
-      for (const tag of tags) await expectManifestAt(base, repo, tag, manifest);
-      await expectManifestAt(base, repo, manifest.digest, manifest);
-      const list = (await (await fetch(`${base}/v2/${repo}/tags/list`)).json()) as { tags: string[] };
+      for (const tag of tags) await expectManifestAt(registry.url, repo, tag, manifest);
+      await expectManifestAt(registry.url, repo, manifest.digest, manifest);
+      const list = (await (await fetch(`${registry.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] };
       expect(list.tags.sort()).toEqual([...tags].sort());
     });
   }
 
   it('keeps a sha512 index and its sha512 children under their digests when all are pushed with tag parameters', async () => {
     const repo = uniqueRepo('tagparam-index512');
-    const children = [await pushedImage(base, repo, 'sha512'), await pushedImage(base, repo, 'sha512')];
+    const children = [await pushedImage(registry.url, repo, 'sha512'), await pushedImage(registry.url, repo, 'sha512')];
     for (const [i, child] of children.entries()) {
-      expect((await putRaw(base, repo, child.digest, `?tag=child-${i}`, child)).ociTagLines).toEqual([`child-${i}`]);
+      expect((await putRaw(registry.url, repo, child.digest, `?tag=child-${i}`, child)).ociTagLines).toEqual([`child-${i}`]);
     }
     const plain = indexManifest(children.map((c, i) => manifestDescriptor(c, { platform: { architecture: i ? 'arm64' : 'amd64', os: 'linux' } })));
     const index = built(plain.bytes.toString(), plain.mediaType, 'sha512');
-    const res = await putRaw(base, repo, index.digest, '?tag=index&tag=latest', index);
+    const res = await putRaw(registry.url, repo, index.digest, '?tag=index&tag=latest', index);
     expect(res.status, res.body).toBe(201);
     expect(ociTags(res.ociTagLines)).toEqual(['index', 'latest']);
-    await expectManifestAt(base, repo, 'latest', index);
-    await expectManifestAt(base, repo, 'child-1', children[1]);
+    await expectManifestAt(registry.url, repo, 'latest', index);
+    await expectManifestAt(registry.url, repo, 'child-1', children[1]);
   });
 
   it(`accepts ${MAX_TAG_PARAMETERS} tags, drops duplicates, and moves a tag that pointed elsewhere`, async () => {
     const repo = uniqueRepo('tagparam-many');
-    const first = await pushedImage(base, repo, 'sha256');
-    expect((await putRaw(base, repo, 'moving', '', first)).status).toBe(201);
-    const second = await pushedImage(base, repo, 'sha256');
+    const first = await pushedImage(registry.url, repo, 'sha256');
+    expect((await putRaw(registry.url, repo, 'moving', '', first)).status).toBe(201);
+    const second = await pushedImage(registry.url, repo, 'sha256');
     const tags = ['moving', ...Array.from({ length: MAX_TAG_PARAMETERS - 1 }, (_, i) => `t${i}`)];
-    const res = await putRaw(base, repo, second.digest, tagQuery([...tags, 'moving', 't0']), second);
+    const res = await putRaw(registry.url, repo, second.digest, tagQuery([...tags, 'moving', 't0']), second);
     expect(res.status, res.body).toBe(201);
     expect(res.ociTagLines).toEqual(tags);
-    await expectManifestAt(base, repo, 'moving', second);
-    await expectManifestAt(base, repo, `t${MAX_TAG_PARAMETERS - 2}`, second);
-    await expectManifestAt(base, repo, first.digest, first);
+    await expectManifestAt(registry.url, repo, 'moving', second);
+    await expectManifestAt(registry.url, repo, `t${MAX_TAG_PARAMETERS - 2}`, second);
+    await expectManifestAt(registry.url, repo, first.digest, first);
   });
 
   it(`answers 414 past ${MAX_TAG_PARAMETERS} tags and writes nothing`, async () => {
     const repo = uniqueRepo('tagparam-414');
-    const manifest = await pushedImage(base, repo, 'sha256');
+    const manifest = await pushedImage(registry.url, repo, 'sha256');
     const tags = Array.from({ length: MAX_TAG_PARAMETERS + 1 }, (_, i) => `t${i}`);
-    const res = await putRaw(base, repo, manifest.digest, tagQuery(tags), manifest);
+    const res = await putRaw(registry.url, repo, manifest.digest, tagQuery(tags), manifest);
     expect(res.status).toBe(414);
     expect(JSON.parse(res.body).errors[0].code).toBe('UNSUPPORTED');
     expect(res.ociTagLines).toEqual([]);
-    expect((await fetch(`${base}/v2/${repo}/manifests/${manifest.digest}`)).status).toBe(404);
-    expect((await fetch(`${base}/v2/${repo}/manifests/t0`)).status).toBe(404);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/${manifest.digest}`)).status).toBe(404);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/t0`)).status).toBe(404);
   });
 
   it('refuses a malformed tag parameter as a malformed tag in the path is (TAG_INVALID), writing nothing', async () => {
     const repo = uniqueRepo('tagparam-bad');
-    const manifest = await pushedImage(base, repo, 'sha256');
+    const manifest = await pushedImage(registry.url, repo, 'sha256');
     for (const query of ['?tag=ok&tag=-bad', '?tag=', `?tag=${'x'.repeat(129)}`, '?tag=a%2Fb', '?tag=ok&tag=.hidden']) {
-      const res = await putRaw(base, repo, manifest.digest, query, manifest);
+      const res = await putRaw(registry.url, repo, manifest.digest, query, manifest);
       expect(res.status, query).toBe(400);
       expect(JSON.parse(res.body).errors[0].code, query).toBe('TAG_INVALID');
     }
-    expect((await fetch(`${base}/v2/${repo}/manifests/${manifest.digest}`)).status).toBe(404);
-    expect((await fetch(`${base}/v2/${repo}/manifests/ok`)).status).toBe(404);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/${manifest.digest}`)).status).toBe(404);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/ok`)).status).toBe(404);
   });
 
   it('refuses tag parameters on a push by tag: the spec defines them for a push by digest', async () => {
     const repo = uniqueRepo('tagparam-bytag');
-    const manifest = await pushedImage(base, repo, 'sha256');
-    const res = await putRaw(base, repo, 'v1', '?tag=v2', manifest);
+    const manifest = await pushedImage(registry.url, repo, 'sha256');
+    const res = await putRaw(registry.url, repo, 'v1', '?tag=v2', manifest);
     expect(res.status).toBe(400);
     const body = JSON.parse(res.body) as { errors: { code: string; message: string }[] };
     expect(body.errors[0].code).toBe('UNSUPPORTED');
     expect(body.errors[0].message).toMatch(/push by digest/);
-    expect((await fetch(`${base}/v2/${repo}/manifests/v1`)).status).toBe(404);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/v1`)).status).toBe(404);
   });
 
   it('creates no tag when the manifest is refused (tags and manifest are one transaction)', async () => {
     const repo = uniqueRepo('tagparam-refused');
     const parts = imageParts();
-    await pushBlob(base, repo, parts.config.data);
+    await pushBlob(registry.url, repo, parts.config.data);
     const manifest = imageManifest(parts);
-    const res = await putRaw(base, repo, manifest.digest, '?tag=a&tag=b', manifest);
+    const res = await putRaw(registry.url, repo, manifest.digest, '?tag=a&tag=b', manifest);
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body).errors[0].code).toBe('MANIFEST_BLOB_UNKNOWN');
     expect(res.ociTagLines).toEqual([]);
-    expect((await fetch(`${base}/v2/${repo}/manifests/a`)).status).toBe(404);
-    const list = await fetch(`${base}/v2/${repo}/tags/list`);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/a`)).status).toBe(404);
+    const list = await fetch(`${registry.url}/v2/${repo}/tags/list`);
     if (list.status === 200) expect(((await list.json()) as { tags: string[] }).tags).toEqual([]);
   });
 });
@@ -212,11 +205,7 @@ function put(base: string, repo: string, reference: string, manifest: BuiltManif
 }
 
 describe('sparse manifests with the setting off (the default)', () => {
-  let registry: TestRegistry;
-  beforeAll(async () => {
-    registry = await startTestRegistry();
-  });
-  afterAll(async () => registry?.close());
+  const registry = useTestRegistry();
 
   it('refuses an index with a child the repository lacks, and an image with a layer it lacks: MANIFEST_BLOB_UNKNOWN', async () => {
     const repo = uniqueRepo('sparse-off');

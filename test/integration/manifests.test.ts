@@ -1,6 +1,6 @@
 // PUT, GET, HEAD and DELETE /v2/<name>/manifests/<reference> for every manifest kind.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ALL_MANIFEST_TYPES,
   built,
@@ -20,24 +20,13 @@ import {
   rawRequest,
   uniqueRepo,
 } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
-let registry: TestRegistry;
-let base: string;
-
-beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
-});
-
-afterAll(async () => {
-  await registry?.close();
-});
+const registry = useTestRegistry();
 
 async function getManifest(repo: string, reference: string, accept = ALL_MANIFEST_TYPES, method = 'GET'): Promise<Response> {
-  return fetch(`${base}/v2/${repo}/manifests/${reference}`, { method, headers: accept ? { accept } : {} });
+  return fetch(`${registry.url}/v2/${repo}/manifests/${reference}`, { method, headers: accept ? { accept } : {} });
 }
 
 async function expectServed(repo: string, reference: string, bytes: Buffer, mediaType: string, digest: string): Promise<void> {
@@ -53,11 +42,11 @@ describe('PUT and GET each manifest kind', () => {
   it('OCI image manifest by tag: 201 with Location and Docker-Content-Digest, exact bytes served', async () => {
     const repo = uniqueRepo('oci');
     const parts = imageParts({ layers: 2 });
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     // Unusual but valid formatting: the stored bytes must be these, not a re-serialisation.
     const body = JSON.stringify(JSON.parse(imageManifest(parts).bytes.toString()), null, 3) + '\n';
     const manifest = built(body, MT.ociManifest);
-    const res = await putManifest(base, repo, 'v1', manifest);
+    const res = await putManifest(registry.url, repo, 'v1', manifest);
     expect(res.status).toBe(201);
     expect(res.headers.get('docker-content-digest')).toBe(manifest.digest);
     expect(res.headers.get('location')).toMatch(new RegExp(`/v2/${repo}/manifests/(${manifest.digest}|v1)$`));
@@ -67,34 +56,34 @@ describe('PUT and GET each manifest kind', () => {
 
   it('OCI image index with its children', async () => {
     const repo = uniqueRepo('index');
-    const a = await pushImage(base, repo);
-    const b = await pushImage(base, repo);
+    const a = await pushImage(registry.url, repo);
+    const b = await pushImage(registry.url, repo);
     const index = indexManifest([
       manifestDescriptor(a.manifest, { platform: { architecture: 'amd64', os: 'linux' } }),
       manifestDescriptor(b.manifest, { platform: { architecture: 'arm64', os: 'linux' } }),
     ]);
-    await putManifestOk(base, repo, 'multi', index);
+    await putManifestOk(registry.url, repo, 'multi', index);
     await expectServed(repo, 'multi', index.bytes, MT.ociIndex, index.digest);
   });
 
   it('Docker schema 2 manifest and manifest list', async () => {
     const repo = uniqueRepo('docker');
-    const image = await pushImage(base, repo, 'single', { docker: true });
+    const image = await pushImage(registry.url, repo, 'single', { docker: true });
     await expectServed(repo, 'single', image.manifest.bytes, MT.dockerManifest, image.manifest.digest);
     const list = indexManifest([manifestDescriptor(image.manifest, { platform: { architecture: 'amd64', os: 'linux' } })], {
       docker: true,
     });
-    await putManifestOk(base, repo, 'list', list);
+    await putManifestOk(registry.url, repo, 'list', list);
     await expectServed(repo, 'list', list.bytes, MT.dockerList, list.digest);
   });
 
   it('an artifact with artifactType and subject: OCI-Subject is returned', async () => {
     const repo = uniqueRepo('artifact');
-    const image = await pushImage(base, repo, 'base');
+    const image = await pushImage(registry.url, repo, 'base');
     const config = Buffer.from('{}');
-    await pushBlob(base, repo, config);
+    await pushBlob(registry.url, repo, config);
     const layer = Buffer.from('signature');
-    await pushBlob(base, repo, layer);
+    await pushBlob(registry.url, repo, layer);
     const artifact = built(
       {
         schemaVersion: 2,
@@ -106,7 +95,7 @@ describe('PUT and GET each manifest kind', () => {
       },
       MT.ociManifest,
     );
-    const res = await putManifest(base, repo, artifact.digest, artifact);
+    const res = await putManifest(registry.url, repo, artifact.digest, artifact);
     expect(res.status).toBe(201);
     expect(res.headers.get('oci-subject')).toBe(image.manifest.digest);
     await expectServed(repo, artifact.digest, artifact.bytes, MT.ociManifest, artifact.digest);
@@ -115,10 +104,10 @@ describe('PUT and GET each manifest kind', () => {
   it('a subject that does not exist yet is accepted', async () => {
     const repo = uniqueRepo('artifact');
     const parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     const missing = { mediaType: MT.ociManifest, digest: digestOf('no such manifest'), size: 16 };
     const manifest = imageManifest(parts, { subject: missing, artifactType: 'application/vnd.example' });
-    const res = await putManifest(base, repo, manifest.digest, manifest);
+    const res = await putManifest(registry.url, repo, manifest.digest, manifest);
     expect(res.status).toBe(201);
     expect(res.headers.get('oci-subject')).toBe(missing.digest);
   });
@@ -126,44 +115,44 @@ describe('PUT and GET each manifest kind', () => {
   it('the media type comes from the body, or from Content-Type when the body has none', async () => {
     const repo = uniqueRepo('mediatype');
     const parts = imageParts({ docker: true });
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     // No mediaType in the body: Content-Type decides.
     const bare = imageManifest(parts, { docker: true, withMediaType: false });
-    const res = await putManifest(base, repo, 'from-header', bare, MT.dockerManifest);
+    const res = await putManifest(registry.url, repo, 'from-header', bare, MT.dockerManifest);
     expect(res.status).toBe(201);
     await expectServed(repo, 'from-header', bare.bytes, MT.dockerManifest, bare.digest);
 
     const parts2 = imageParts();
-    await pushParts(base, repo, parts2);
+    await pushParts(registry.url, repo, parts2);
     const bare2 = imageManifest(parts2, { withMediaType: false });
-    expect((await putManifest(base, repo, 'oci-header', bare2, MT.ociManifest)).status).toBe(201);
+    expect((await putManifest(registry.url, repo, 'oci-header', bare2, MT.ociManifest)).status).toBe(201);
     await expectServed(repo, 'oci-header', bare2.bytes, MT.ociManifest, bare2.digest);
 
     // mediaType in the body wins over a generic Content-Type.
     const typed = imageManifest(parts2);
-    expect((await putManifest(base, repo, 'from-body', typed, 'application/json')).status).toBe(201);
+    expect((await putManifest(registry.url, repo, 'from-body', typed, 'application/json')).status).toBe(201);
     await expectServed(repo, 'from-body', typed.bytes, MT.ociManifest, typed.digest);
   });
 
   it('PUT by digest: the digest must match the body', async () => {
     const repo = uniqueRepo('bydigest');
     const parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     const manifest = imageManifest(parts);
-    const wrong = await putManifest(base, repo, digestOf('other'), manifest);
+    const wrong = await putManifest(registry.url, repo, digestOf('other'), manifest);
     expect(wrong.status).toBe(400);
     await expectError(wrong, 400, 'DIGEST_INVALID');
-    const right = await putManifest(base, repo, manifest.digest, manifest);
+    const right = await putManifest(registry.url, repo, manifest.digest, manifest);
     expect(right.status).toBe(201);
   });
 
   it.skipIf(isDistribution)('PUT by a sha512 digest stores it under that digest', async () => {
     const repo = uniqueRepo('sha512');
     const parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     const manifest = imageManifest(parts);
     const d512 = digestOf(manifest.bytes, 'sha512');
-    const res = await putManifest(base, repo, d512, manifest);
+    const res = await putManifest(registry.url, repo, d512, manifest);
     expect(res.status).toBe(201);
     expect(res.headers.get('docker-content-digest')).toBe(d512);
     await expectServed(repo, d512, manifest.bytes, MT.ociManifest, d512);
@@ -173,8 +162,8 @@ describe('PUT and GET each manifest kind', () => {
     const repo = uniqueRepo('sha512e2e');
     const config = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux' }));
     const layer = Buffer.from('layer bytes hashed with sha512');
-    await pushBlob(base, repo, config, 'sha512');
-    await pushBlob(base, repo, layer, 'sha512');
+    await pushBlob(registry.url, repo, config, 'sha512');
+    await pushBlob(registry.url, repo, layer, 'sha512');
     const manifest = built(
       {
         schemaVersion: 2,
@@ -185,13 +174,13 @@ describe('PUT and GET each manifest kind', () => {
       MT.ociManifest,
       'sha512',
     );
-    const res = await putManifest(base, repo, manifest.digest, manifest);
+    const res = await putManifest(registry.url, repo, manifest.digest, manifest);
     expect(res.status).toBe(201);
     expect(res.headers.get('docker-content-digest')).toBe(manifest.digest);
     await expectServed(repo, manifest.digest, manifest.bytes, MT.ociManifest, manifest.digest);
 
     // A referrer whose subject is the sha512 manifest.
-    await pushBlob(base, repo, Buffer.from('{}'), 'sha512');
+    await pushBlob(registry.url, repo, Buffer.from('{}'), 'sha512');
     const referrer = built(
       {
         schemaVersion: 2,
@@ -204,23 +193,23 @@ describe('PUT and GET each manifest kind', () => {
       MT.ociManifest,
       'sha512',
     );
-    const put = await putManifest(base, repo, referrer.digest, referrer);
+    const put = await putManifest(registry.url, repo, referrer.digest, referrer);
     expect(put.status).toBe(201);
     expect(put.headers.get('oci-subject')).toBe(manifest.digest);
-    const refs = await fetch(`${base}/v2/${repo}/referrers/${manifest.digest}`);
+    const refs = await fetch(`${registry.url}/v2/${repo}/referrers/${manifest.digest}`);
     expect(refs.status).toBe(200);
     const listed = (await refs.json()) as { manifests: { digest: string; artifactType: string }[] };
     expect(listed.manifests).toEqual([expect.objectContaining({ digest: referrer.digest, artifactType: 'application/vnd.example.sha512' })]);
 
-    expect((await fetch(`${base}/v2/${repo}/manifests/${manifest.digest}`, { method: 'DELETE' })).status).toBe(202);
+    expect((await fetch(`${registry.url}/v2/${repo}/manifests/${manifest.digest}`, { method: 'DELETE' })).status).toBe(202);
     await expectError(await getManifest(repo, manifest.digest), 404, 'MANIFEST_UNKNOWN');
   });
 
   it('re-pushing the same manifest is idempotent, and a tag can move', async () => {
     const repo = uniqueRepo('retag');
-    const first = await pushImage(base, repo, 'latest');
-    await putManifestOk(base, repo, 'latest', first.manifest);
-    const second = await pushImage(base, repo, 'latest');
+    const first = await pushImage(registry.url, repo, 'latest');
+    await putManifestOk(registry.url, repo, 'latest', first.manifest);
+    const second = await pushImage(registry.url, repo, 'latest');
     const res = await getManifest(repo, 'latest');
     expect(res.headers.get('docker-content-digest')).toBe(second.manifest.digest);
     // The first is still there by digest.
@@ -232,11 +221,11 @@ describe('PUT validation', () => {
   it('a referenced blob missing from the repository -> MANIFEST_BLOB_UNKNOWN', async () => {
     const repo = uniqueRepo('missing');
     const parts = imageParts({ layers: 2 });
-    await pushBlob(base, repo, parts.config.data);
-    await pushBlob(base, repo, parts.layers[0].data);
+    await pushBlob(registry.url, repo, parts.config.data);
+    await pushBlob(registry.url, repo, parts.layers[0].data);
     // The second layer exists, but in another repository only.
-    await pushBlob(base, uniqueRepo('other'), parts.layers[1].data);
-    const res = await putManifest(base, repo, 'x', imageManifest(parts));
+    await pushBlob(registry.url, uniqueRepo('other'), parts.layers[1].data);
+    const res = await putManifest(registry.url, repo, 'x', imageManifest(parts));
     await expectError(res, 400, 'MANIFEST_BLOB_UNKNOWN');
     await expectError(await getManifest(repo, 'x'), 404, 'MANIFEST_UNKNOWN');
   });
@@ -244,18 +233,18 @@ describe('PUT validation', () => {
   it('a missing config -> MANIFEST_BLOB_UNKNOWN', async () => {
     const repo = uniqueRepo('missing');
     const parts = imageParts();
-    await pushBlob(base, repo, parts.layers[0].data);
-    await expectError(await putManifest(base, repo, 'x', imageManifest(parts)), 400, 'MANIFEST_BLOB_UNKNOWN');
+    await pushBlob(registry.url, repo, parts.layers[0].data);
+    await expectError(await putManifest(registry.url, repo, 'x', imageManifest(parts)), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
 
   it.skipIf(isDistribution)('an index whose child does not exist -> MANIFEST_BLOB_UNKNOWN', async () => {
     const repo = uniqueRepo('missing');
-    const a = await pushImage(base, repo);
+    const a = await pushImage(registry.url, repo);
     const index = indexManifest([
       manifestDescriptor(a.manifest),
       { mediaType: MT.ociManifest, digest: digestOf('missing child'), size: 100 },
     ]);
-    await expectError(await putManifest(base, repo, 'idx', index), 400, 'MANIFEST_BLOB_UNKNOWN');
+    await expectError(await putManifest(registry.url, repo, 'idx', index), 400, 'MANIFEST_BLOB_UNKNOWN');
   });
 
   it('schema 1 is refused with a clear error', async () => {
@@ -271,7 +260,7 @@ describe('PUT validation', () => {
       },
       MT.dockerSchema1Signed,
     );
-    const res = await putManifest(base, repo, 'old', schema1);
+    const res = await putManifest(registry.url, repo, 'old', schema1);
     expect([400, 415]).toContain(res.status);
     const text = await res.text();
     const body = JSON.parse(text) as { errors: { code: string; message: string; detail?: unknown }[] };
@@ -282,17 +271,17 @@ describe('PUT validation', () => {
   it.skipIf(isDistribution)('unknown media types and bodies that are not manifests -> MANIFEST_INVALID', async () => {
     const repo = uniqueRepo('invalid');
     const odd = built({ schemaVersion: 2, mediaType: 'application/vnd.example.unknown+json', config: {}, layers: [] }, 'x');
-    await expectError(await putManifest(base, repo, 'a', odd, 'application/vnd.example.unknown+json'), 400, 'MANIFEST_INVALID');
+    await expectError(await putManifest(registry.url, repo, 'a', odd, 'application/vnd.example.unknown+json'), 400, 'MANIFEST_INVALID');
     const layersMissing = built({ schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: digestOf('c'), size: 1 } }, MT.ociManifest);
-    await expectError(await putManifest(base, repo, 'b', layersMissing), 400, 'MANIFEST_INVALID');
+    await expectError(await putManifest(registry.url, repo, 'b', layersMissing), 400, 'MANIFEST_INVALID');
     const badDigest = built({ schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: 'sha256:nope', size: 1 }, layers: [] }, MT.ociManifest);
-    await expectError(await putManifest(base, repo, 'c', badDigest), 400, 'MANIFEST_INVALID');
+    await expectError(await putManifest(registry.url, repo, 'c', badDigest), 400, 'MANIFEST_INVALID');
   });
 
   it.skipIf(isDistribution)('manifests up to 4 MiB are accepted; larger -> 413', async () => {
     const repo = uniqueRepo('big');
     const parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     const limit = 4 * 1024 * 1024;
     const sized = (size: number) => {
       const skeleton = imageManifest(parts, { annotations: { pad: '' } }).bytes.length;
@@ -300,19 +289,19 @@ describe('PUT validation', () => {
     };
     const atLimit = sized(limit);
     expect(atLimit.bytes.length).toBe(limit);
-    const ok = await putManifest(base, repo, 'big', atLimit);
+    const ok = await putManifest(registry.url, repo, 'big', atLimit);
     expect(ok.status).toBe(201);
     await expectServed(repo, 'big', atLimit.bytes, MT.ociManifest, atLimit.digest);
 
     const over = sized(limit + 1);
-    const res = await rawRequest(base, 'PUT', `/v2/${repo}/manifests/too-big`, {
+    const res = await rawRequest(registry.url, 'PUT', `/v2/${repo}/manifests/too-big`, {
       headers: { 'content-type': MT.ociManifest },
       body: over.bytes,
     });
     expect(res.status).toBe(413);
     expect(rawJson(res).errors?.[0].code).toBe('MANIFEST_INVALID');
     // Same without a Content-Length: the limit holds while streaming.
-    const chunked = await rawRequest(base, 'PUT', `/v2/${repo}/manifests/too-big`, {
+    const chunked = await rawRequest(registry.url, 'PUT', `/v2/${repo}/manifests/too-big`, {
       headers: { 'content-type': MT.ociManifest, 'transfer-encoding': 'chunked' },
       chunks: [over.bytes.subarray(0, 1_000_000), over.bytes.subarray(1_000_000)],
     });
@@ -327,12 +316,12 @@ describe('GET and HEAD', () => {
 
   beforeAll(async () => {
     repo = uniqueRepo('get');
-    image = await pushImage(base, repo, 'latest');
+    image = await pushImage(registry.url, repo, 'latest');
   });
 
   it('HEAD by tag and by digest: headers and no body', async () => {
     for (const reference of ['latest', image.manifest.digest]) {
-      const res = await rawRequest(base, 'HEAD', `/v2/${repo}/manifests/${reference}`, { headers: { accept: MT.ociManifest } });
+      const res = await rawRequest(registry.url, 'HEAD', `/v2/${repo}/manifests/${reference}`, { headers: { accept: MT.ociManifest } });
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toBe(MT.ociManifest);
       expect(res.headers['docker-content-digest']).toBe(image.manifest.digest);
@@ -354,7 +343,7 @@ describe('GET and HEAD', () => {
   });
 
   it('several Accept headers are combined', async () => {
-    const res = await rawRequest(base, 'GET', `/v2/${repo}/manifests/latest`, {
+    const res = await rawRequest(registry.url, 'GET', `/v2/${repo}/manifests/latest`, {
       headers: { accept: [MT.dockerManifest, MT.ociManifest] },
     });
     expect(res.status).toBe(200);
@@ -369,7 +358,7 @@ describe('GET and HEAD', () => {
   it('unknown tag and unknown digest -> 404 MANIFEST_UNKNOWN', async () => {
     await expectError(await getManifest(repo, 'nope'), 404, 'MANIFEST_UNKNOWN');
     await expectError(await getManifest(repo, digestOf('nope')), 404, 'MANIFEST_UNKNOWN');
-    const head = await rawRequest(base, 'HEAD', `/v2/${repo}/manifests/nope`);
+    const head = await rawRequest(registry.url, 'HEAD', `/v2/${repo}/manifests/nope`);
     expect(head.status).toBe(404);
     expect(head.body.length).toBe(0);
   });
@@ -386,35 +375,35 @@ describe('GET and HEAD', () => {
 describe('DELETE', () => {
   it('by digest: exactly 202, removes the manifest and every tag on it', async () => {
     const repo = uniqueRepo('del');
-    const image = await pushImage(base, repo, 'one');
-    await putManifestOk(base, repo, 'two', image.manifest);
-    const other = await pushImage(base, repo, 'keep');
-    const res = await fetch(`${base}/v2/${repo}/manifests/${image.manifest.digest}`, { method: 'DELETE' });
+    const image = await pushImage(registry.url, repo, 'one');
+    await putManifestOk(registry.url, repo, 'two', image.manifest);
+    const other = await pushImage(registry.url, repo, 'keep');
+    const res = await fetch(`${registry.url}/v2/${repo}/manifests/${image.manifest.digest}`, { method: 'DELETE' });
     expect(res.status).toBe(202);
     await expectError(await getManifest(repo, image.manifest.digest), 404, 'MANIFEST_UNKNOWN');
     await expectError(await getManifest(repo, 'one'), 404, 'MANIFEST_UNKNOWN');
     await expectError(await getManifest(repo, 'two'), 404, 'MANIFEST_UNKNOWN');
     expect((await getManifest(repo, 'keep')).headers.get('docker-content-digest')).toBe(other.manifest.digest);
-    const tags = (await (await fetch(`${base}/v2/${repo}/tags/list`)).json()) as { tags: string[] | null };
+    const tags = (await (await fetch(`${registry.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] | null };
     expect(tags.tags ?? []).toEqual(['keep']);
     // Deleting again is 404.
-    await expectError(await fetch(`${base}/v2/${repo}/manifests/${image.manifest.digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await fetch(`${registry.url}/v2/${repo}/manifests/${image.manifest.digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
   });
 
   it('by tag: 202 removes that tag only', async () => {
     const repo = uniqueRepo('deltag');
-    const image = await pushImage(base, repo, 'a');
-    await putManifestOk(base, repo, 'b', image.manifest);
-    const res = await fetch(`${base}/v2/${repo}/manifests/a`, { method: 'DELETE' });
+    const image = await pushImage(registry.url, repo, 'a');
+    await putManifestOk(registry.url, repo, 'b', image.manifest);
+    const res = await fetch(`${registry.url}/v2/${repo}/manifests/a`, { method: 'DELETE' });
     expect(res.status).toBe(202);
     await expectError(await getManifest(repo, 'a'), 404, 'MANIFEST_UNKNOWN');
     expect((await getManifest(repo, 'b')).status).toBe(200);
     expect((await getManifest(repo, image.manifest.digest)).status).toBe(200);
-    await expectError(await fetch(`${base}/v2/${repo}/manifests/a`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+    await expectError(await fetch(`${registry.url}/v2/${repo}/manifests/a`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
   });
 
   it('an unknown manifest -> 404 MANIFEST_UNKNOWN', async () => {
-    const res = await fetch(`${base}/v2/${uniqueRepo('del')}/manifests/${digestOf('x')}`, { method: 'DELETE' });
+    const res = await fetch(`${registry.url}/v2/${uniqueRepo('del')}/manifests/${digestOf('x')}`, { method: 'DELETE' });
     await expectError(res, 404, 'MANIFEST_UNKNOWN');
   });
 });

@@ -3,41 +3,33 @@
 
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { StoragePaths } from '../../src/store/paths.js';
 import { imageManifest, imageParts, pushBlob, pushParts, putManifestOk, randomBlob, uniqueRepo } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 const MiB = 1024 * 1024;
 
-let registry: TestRegistry;
-let base: string;
+const registry = useTestRegistry();
 let repo: string;
 // Crosses several 1 MiB send buffers and ends mid-buffer.
 const data = randomBlob(3 * MiB + 12345);
 let digest: string;
 
 beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
   repo = uniqueRepo('read');
-  digest = await pushBlob(base, repo, data);
-});
-
-afterAll(async () => {
-  await registry?.close();
+  digest = await pushBlob(registry.url, repo, data);
 });
 
 async function getBytes(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; headers: Headers }> {
-  const res = await fetch(`${base}${path}`, { headers });
+  const res = await fetch(`${registry.url}${path}`, { headers });
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
 }
 
 /** Starts a GET and destroys the connection after the first `after` body bytes. */
 function abortedGet(path: string, after: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${base}${path}`, (res) => {
+    const req = http.get(`${registry.url}${path}`, (res) => {
       let received = 0;
       res.on('data', (chunk: Buffer) => {
         received += chunk.length;
@@ -85,7 +77,7 @@ describe('blob bodies', () => {
 
   it.skipIf(isDistribution)('a blob whose file is gone is an error response, not a hang', async () => {
     const lost = randomBlob(2000);
-    const lostDigest = await pushBlob(base, repo, lost);
+    const lostDigest = await pushBlob(registry.url, repo, lost);
     await rm(new StoragePaths(registry.root).blobData(lostDigest));
     const res = await getBytes(`/v2/${repo}/blobs/${lostDigest}`);
     expect(res.status).toBeGreaterThanOrEqual(400);
@@ -96,9 +88,9 @@ describe('blob bodies', () => {
 describe.skipIf(isDistribution)('manifests from the index', () => {
   it('a small manifest is served from its index record, without its file', async () => {
     const parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     const manifest = imageManifest(parts);
-    await putManifestOk(base, repo, 'small', manifest);
+    await putManifestOk(registry.url, repo, 'small', manifest);
     await rm(new StoragePaths(registry.root).blobData(manifest.digest));
     const res = await getBytes(`/v2/${repo}/manifests/small`, { accept: manifest.mediaType });
     expect(res.status).toBe(200);
@@ -108,9 +100,9 @@ describe.skipIf(isDistribution)('manifests from the index', () => {
 
   it('a manifest over the inline size is read from its file', async () => {
     const parts = imageParts();
-    await pushParts(base, repo, parts);
+    await pushParts(registry.url, repo, parts);
     const manifest = imageManifest(parts, { annotations: { padding: 'x'.repeat(300 * 1024) } });
-    await putManifestOk(base, repo, 'large', manifest);
+    await putManifestOk(registry.url, repo, 'large', manifest);
     const res = await getBytes(`/v2/${repo}/manifests/large`, { accept: manifest.mediaType });
     expect(res.status).toBe(200);
     expect(res.body.equals(manifest.bytes)).toBe(true);

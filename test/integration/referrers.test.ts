@@ -1,6 +1,6 @@
 // GET /v2/<name>/referrers/<digest>: the OCI image index of manifests whose subject is <digest>.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   built,
   digestOf,
@@ -16,9 +16,8 @@ import {
   type BuiltManifest,
   type Descriptor,
 } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 interface ReferrersIndex {
   schemaVersion: number;
@@ -26,20 +25,10 @@ interface ReferrersIndex {
   manifests: Descriptor[];
 }
 
-let registry: TestRegistry;
-let base: string;
-
-beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
-});
-
-afterAll(async () => {
-  await registry?.close();
-});
+const registry = useTestRegistry();
 
 async function referrers(repo: string, digest: string, query = ''): Promise<{ res: Response; index: ReferrersIndex }> {
-  const res = await fetch(`${base}/v2/${repo}/referrers/${digest}${query}`);
+  const res = await fetch(`${registry.url}/v2/${repo}/referrers/${digest}${query}`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe(MT.ociIndex);
   const index = (await res.json()) as ReferrersIndex;
@@ -58,14 +47,14 @@ describe.skipIf(isDistribution)('referrers', () => {
 
   beforeAll(async () => {
     repo = uniqueRepo('refs');
-    subject = (await pushImage(base, repo, 'latest')).manifest;
+    subject = (await pushImage(registry.url, repo, 'latest')).manifest;
     const subjectDescriptor = manifestDescriptor(subject);
-    signature = await pushArtifact(base, repo, subjectDescriptor, 'application/vnd.example.signature', {
+    signature = await pushArtifact(registry.url, repo, subjectDescriptor, 'application/vnd.example.signature', {
       annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z', 'com.example.key': 'k1' },
     });
-    sbom = await pushArtifact(base, repo, subjectDescriptor, 'application/spdx+json');
+    sbom = await pushArtifact(registry.url, repo, subjectDescriptor, 'application/spdx+json');
     // No artifactType: the config's media type stands in for it.
-    untyped = await pushArtifact(base, repo, subjectDescriptor, undefined, { configType: 'application/vnd.example.config+json' });
+    untyped = await pushArtifact(registry.url, repo, subjectDescriptor, undefined, { configType: 'application/vnd.example.config+json' });
   });
 
   it('lists every manifest with that subject, with artifactType and annotations', async () => {
@@ -107,9 +96,9 @@ describe.skipIf(isDistribution)('referrers', () => {
 
   it('referrers pushed before their subject are listed', async () => {
     const local = uniqueRepo('early');
-    const parts = await pushImage(base, local, undefined, { layers: 1 });
+    const parts = await pushImage(registry.url, local, undefined, { layers: 1 });
     const future = { mediaType: MT.ociManifest, digest: digestOf('future subject'), size: 14 };
-    const early = await pushArtifact(base, local, future, 'application/vnd.example.early');
+    const early = await pushArtifact(registry.url, local, future, 'application/vnd.example.early');
     const { index } = await referrers(local, future.digest);
     expect(index.manifests.map((d) => d.digest)).toEqual([early.digest]);
     expect(parts.manifest.digest).toBeDefined();
@@ -117,14 +106,14 @@ describe.skipIf(isDistribution)('referrers', () => {
 
   it('an index with a subject is a referrer too, with its own artifactType', async () => {
     const local = uniqueRepo('idxref');
-    const subjectImage = (await pushImage(base, local, 'base')).manifest;
-    const child = (await pushImage(base, local)).manifest;
+    const subjectImage = (await pushImage(registry.url, local, 'base')).manifest;
+    const child = (await pushImage(registry.url, local)).manifest;
     const index = indexManifest([manifestDescriptor(child)], {
       subject: manifestDescriptor(subjectImage),
       artifactType: 'application/vnd.example.bundle',
       annotations: { a: 'b' },
     });
-    await putManifestOk(base, local, index.digest, index);
+    await putManifestOk(registry.url, local, index.digest, index);
     const { index: listed } = await referrers(local, subjectImage.digest);
     expect(listed.manifests).toEqual([
       { mediaType: MT.ociIndex, digest: index.digest, size: index.size, artifactType: 'application/vnd.example.bundle', annotations: { a: 'b' } },
@@ -133,11 +122,11 @@ describe.skipIf(isDistribution)('referrers', () => {
 
   it('an empty artifactType counts as missing: the config type for a manifest, omitted for an index', async () => {
     const local = uniqueRepo('emptytype');
-    const subjectImage = (await pushImage(base, local, 'base')).manifest;
-    const manifest = await pushArtifact(base, local, manifestDescriptor(subjectImage), '', { configType: 'application/vnd.example.cfg' });
+    const subjectImage = (await pushImage(registry.url, local, 'base')).manifest;
+    const manifest = await pushArtifact(registry.url, local, manifestDescriptor(subjectImage), '', { configType: 'application/vnd.example.cfg' });
     const index = indexManifest([manifestDescriptor(manifest)], { subject: manifestDescriptor(subjectImage) });
     const withEmpty = built({ ...JSON.parse(index.bytes.toString()), artifactType: '' }, MT.ociIndex);
-    await putManifestOk(base, local, withEmpty.digest, withEmpty);
+    await putManifestOk(registry.url, local, withEmpty.digest, withEmpty);
     const { index: listed } = await referrers(local, subjectImage.digest);
     const byDigest = new Map(listed.manifests.map((d) => [d.digest, d]));
     expect(byDigest.get(manifest.digest)?.artifactType).toBe('application/vnd.example.cfg');
@@ -147,10 +136,10 @@ describe.skipIf(isDistribution)('referrers', () => {
 
   it('a deleted referrer disappears', async () => {
     const local = uniqueRepo('delref');
-    const base1 = (await pushImage(base, local, 'latest')).manifest;
-    const art = await pushArtifact(base, local, manifestDescriptor(base1), 'application/vnd.example.gone');
+    const base1 = (await pushImage(registry.url, local, 'latest')).manifest;
+    const art = await pushArtifact(registry.url, local, manifestDescriptor(base1), 'application/vnd.example.gone');
     expect((await referrers(local, base1.digest)).index.manifests).toHaveLength(1);
-    expect((await fetch(`${base}/v2/${local}/manifests/${art.digest}`, { method: 'DELETE' })).status).toBe(202);
+    expect((await fetch(`${registry.url}/v2/${local}/manifests/${art.digest}`, { method: 'DELETE' })).status).toBe(202);
     expect((await referrers(local, base1.digest)).index.manifests).toEqual([]);
   });
 
@@ -160,9 +149,9 @@ describe.skipIf(isDistribution)('referrers', () => {
   });
 
   it('a malformed digest -> 400 DIGEST_INVALID', async () => {
-    const res = await rawRequest(base, 'GET', `/v2/${repo}/referrers/sha256:bad`);
+    const res = await rawRequest(registry.url, 'GET', `/v2/${repo}/referrers/sha256:bad`);
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body.toString()).errors[0].code).toBe('DIGEST_INVALID');
-    await expectError(await fetch(`${base}/v2/${repo}/referrers/latest`), 400, 'DIGEST_INVALID');
+    await expectError(await fetch(`${registry.url}/v2/${repo}/referrers/latest`), 400, 'DIGEST_INVALID');
   });
 });

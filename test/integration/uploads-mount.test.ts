@@ -1,26 +1,15 @@
 // Cross-repository mounts: POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo>.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { digestOf, expectError, pushBlob, randomBlob, resolveLocation, uniqueRepo, withQuery } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-let registry: TestRegistry;
-let base: string;
-
-beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
-});
-
-afterAll(async () => {
-  await registry?.close();
-});
+const registry = useTestRegistry();
 
 async function expectBlob(repo: string, digest: string, content: Buffer): Promise<void> {
-  const res = await fetch(`${base}/v2/${repo}/blobs/${digest}`);
+  const res = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`);
   expect(res.status).toBe(200);
   expect(Buffer.from(await res.arrayBuffer()).equals(content)).toBe(true);
 }
@@ -30,8 +19,8 @@ describe('cross-repository mount', () => {
     const source = uniqueRepo('src');
     const target = uniqueRepo('dst');
     const content = randomBlob(300);
-    const digest = await pushBlob(base, source, content);
-    const res = await fetch(`${base}/v2/${target}/blobs/uploads/?mount=${digest}&from=${source}`, { method: 'POST' });
+    const digest = await pushBlob(registry.url, source, content);
+    const res = await fetch(`${registry.url}/v2/${target}/blobs/uploads/?mount=${digest}&from=${source}`, { method: 'POST' });
     expect(res.status).toBe(201);
     expect(res.headers.get('docker-content-digest')).toBe(digest);
     expect(res.headers.get('location')).toBe(`/v2/${target}/blobs/${digest}`);
@@ -43,11 +32,11 @@ describe('cross-repository mount', () => {
     const elsewhere = uniqueRepo('other');
     const target = uniqueRepo('dst');
     const content = randomBlob(300);
-    const digest = await pushBlob(base, elsewhere, content);
-    const res = await fetch(`${base}/v2/${target}/blobs/uploads/?mount=${digest}&from=${source}`, { method: 'POST' });
+    const digest = await pushBlob(registry.url, elsewhere, content);
+    const res = await fetch(`${registry.url}/v2/${target}/blobs/uploads/?mount=${digest}&from=${source}`, { method: 'POST' });
     expect(res.status).toBe(202);
     expect(res.headers.get('docker-upload-uuid')).toMatch(UUID);
-    const location = resolveLocation(base, res.headers.get('location'));
+    const location = resolveLocation(registry.url, res.headers.get('location'));
     // The session works.
     const put = await fetch(withQuery(location, { digest }), { method: 'PUT', body: content });
     expect(put.status).toBe(201);
@@ -55,7 +44,7 @@ describe('cross-repository mount', () => {
   });
 
   it('mount of an unknown blob -> 202 with a new session', async () => {
-    const res = await fetch(`${base}/v2/${uniqueRepo('dst')}/blobs/uploads/?mount=${digestOf('unknown')}&from=${uniqueRepo('x')}`, {
+    const res = await fetch(`${registry.url}/v2/${uniqueRepo('dst')}/blobs/uploads/?mount=${digestOf('unknown')}&from=${uniqueRepo('x')}`, {
       method: 'POST',
     });
     expect(res.status).toBe(202);
@@ -66,22 +55,22 @@ describe('cross-repository mount', () => {
     const elsewhere = uniqueRepo('other');
     const target = uniqueRepo('dst');
     const content = randomBlob(300);
-    const digest = await pushBlob(base, elsewhere, content);
-    const res = await fetch(`${base}/v2/${target}/blobs/uploads/?mount=${digest}`, { method: 'POST' });
+    const digest = await pushBlob(registry.url, elsewhere, content);
+    const res = await fetch(`${registry.url}/v2/${target}/blobs/uploads/?mount=${digest}`, { method: 'POST' });
     expect(res.status).toBe(201);
     expect(res.headers.get('docker-content-digest')).toBe(digest);
     await expectBlob(target, digest, content);
   });
 
   it('mount without from, of an unknown blob -> 202', async () => {
-    const res = await fetch(`${base}/v2/${uniqueRepo('dst')}/blobs/uploads/?mount=${digestOf('nope-nope')}`, { method: 'POST' });
+    const res = await fetch(`${registry.url}/v2/${uniqueRepo('dst')}/blobs/uploads/?mount=${digestOf('nope-nope')}`, { method: 'POST' });
     expect(res.status).toBe(202);
   });
 
   it.skipIf(isDistribution)('mount with a malformed digest or from -> 400', async () => {
-    await expectError(await fetch(`${base}/v2/r/blobs/uploads/?mount=sha256:x&from=a`, { method: 'POST' }), 400, 'DIGEST_INVALID');
+    await expectError(await fetch(`${registry.url}/v2/r/blobs/uploads/?mount=sha256:x&from=a`, { method: 'POST' }), 400, 'DIGEST_INVALID');
     await expectError(
-      await fetch(`${base}/v2/r/blobs/uploads/?mount=${digestOf('x')}&from=Bad%20Name`, { method: 'POST' }),
+      await fetch(`${registry.url}/v2/r/blobs/uploads/?mount=${digestOf('x')}&from=Bad%20Name`, { method: 'POST' }),
       400,
       'NAME_INVALID',
     );

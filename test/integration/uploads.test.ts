@@ -1,7 +1,7 @@
 // Blob uploads: sessions, monolithic and chunked pushes, streaming PATCH, mounts, status,
 // completion and cancellation, for sha256 and sha512.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   digestOf,
   expectError,
@@ -16,25 +16,14 @@ import {
   withQuery,
   type Algorithm,
 } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { isDistribution, useTestRegistry } from '../helpers/registry.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-let registry: TestRegistry;
-let base: string;
-
-beforeAll(async () => {
-  registry = await startTestRegistry();
-  base = registry.url;
-});
-
-afterAll(async () => {
-  await registry?.close();
-});
+const registry = useTestRegistry();
 
 async function expectBlob(repo: string, digest: string, content: Buffer): Promise<void> {
-  const res = await fetch(`${base}/v2/${repo}/blobs/${digest}`);
+  const res = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`);
   expect(res.status).toBe(200);
   expect(Buffer.from(await res.arrayBuffer()).equals(content)).toBe(true);
 }
@@ -48,7 +37,7 @@ async function patch(location: string, chunk: Buffer, start?: number): Promise<R
 describe('POST /v2/<name>/blobs/uploads/', () => {
   it('starts a session: exactly 202 with Location, Range and Docker-Upload-UUID', async () => {
     const repo = uniqueRepo('up');
-    const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    const res = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
     expect(res.status).toBe(202);
     const location = res.headers.get('location');
     expect(location).toBeTruthy();
@@ -63,7 +52,7 @@ describe('POST /v2/<name>/blobs/uploads/', () => {
     const repo = uniqueRepo('mono');
     const content = randomBlob(4096);
     const digest = digestOf(content);
-    const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+    const res = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },
       body: content,
@@ -81,13 +70,13 @@ describe('POST /v2/<name>/blobs/uploads/', () => {
   it.skipIf(isDistribution)('single-request push with the wrong digest -> 400 DIGEST_INVALID, nothing stored', async () => {
     const repo = uniqueRepo('mono');
     const wrong = digestOf('something else');
-    const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${wrong}`, { method: 'POST', body: randomBlob(100) });
+    const res = await fetch(`${registry.url}/v2/${repo}/blobs/uploads/?digest=${wrong}`, { method: 'POST', body: randomBlob(100) });
     await expectError(res, 400, 'DIGEST_INVALID');
-    await expectError(await fetch(`${base}/v2/${repo}/blobs/${wrong}`), 404, 'BLOB_UNKNOWN');
+    await expectError(await fetch(`${registry.url}/v2/${repo}/blobs/${wrong}`), 404, 'BLOB_UNKNOWN');
   });
 
   it('POST with a malformed digest -> 400 DIGEST_INVALID', async () => {
-    const res = await fetch(`${base}/v2/${uniqueRepo('mono')}/blobs/uploads/?digest=sha256:nope`, { method: 'POST', body: 'x' });
+    const res = await fetch(`${registry.url}/v2/${uniqueRepo('mono')}/blobs/uploads/?digest=sha256:nope`, { method: 'POST', body: 'x' });
     await expectError(res, 400, 'DIGEST_INVALID');
   });
 });
@@ -97,7 +86,7 @@ describe('chunked upload', () => {
     const repo = uniqueRepo('chunk');
     const content = randomBlob(3 * 1024 + 17);
     const chunks = [content.subarray(0, 1024), content.subarray(1024, 2048), content.subarray(2048)];
-    let location = await startUpload(base, repo);
+    let location = await startUpload(registry.url, repo);
     let offset = 0;
     for (const chunk of chunks) {
       const res = await patch(location, chunk, offset);
@@ -105,7 +94,7 @@ describe('chunked upload', () => {
       offset += chunk.length;
       expect(res.headers.get('range')).toBe(`0-${offset - 1}`);
       expect(res.headers.get('docker-upload-uuid')).toMatch(UUID);
-      location = resolveLocation(base, res.headers.get('location'));
+      location = resolveLocation(registry.url, res.headers.get('location'));
     }
     const digest = digestOf(content);
     const put = await fetch(withQuery(location, { digest }), { method: 'PUT' });
@@ -118,10 +107,10 @@ describe('chunked upload', () => {
   it('PUT with a last chunk -> 201', async () => {
     const repo = uniqueRepo('chunk');
     const content = randomBlob(2000);
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     const first = await patch(location, content.subarray(0, 1500), 0);
     expect(first.status).toBe(202);
-    const next = resolveLocation(base, first.headers.get('location'));
+    const next = resolveLocation(registry.url, first.headers.get('location'));
     const digest = digestOf(content);
     const put = await fetch(withQuery(next, { digest }), {
       method: 'PUT',
@@ -136,7 +125,7 @@ describe('chunked upload', () => {
   it('out-of-order, overlapping and re-sent chunks -> 416, and the session stays usable', async () => {
     const repo = uniqueRepo('chunk');
     const content = randomBlob(3000);
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     expect((await patch(location, content.subarray(0, 1000), 0)).status).toBe(202);
 
     // Out of order: skips ahead.
@@ -155,7 +144,7 @@ describe('chunked upload', () => {
       // The Docker v2 spec's 416 says where the upload stands, for the client to resume.
       for (const refused of [gap, overlap, again]) {
         expect(refused.headers.get('range')).toBe('0-999');
-        expect(new URL(resolveLocation(base, refused.headers.get('location'))).pathname).toBe(new URL(location).pathname);
+        expect(new URL(resolveLocation(registry.url, refused.headers.get('location'))).pathname).toBe(new URL(location).pathname);
       }
     }
 
@@ -173,8 +162,8 @@ describe('chunked upload', () => {
 
   it.skipIf(isDistribution)('Content-Length that disagrees with Content-Range is refused and the session survives', async () => {
     const repo = uniqueRepo('chunk');
-    const location = await startUpload(base, repo);
-    const res = await rawRequest(base, 'PATCH', pathOf(location), {
+    const location = await startUpload(registry.url, repo);
+    const res = await rawRequest(registry.url, 'PATCH', pathOf(location), {
       headers: { 'content-range': '0-9', 'content-length': '5' },
       body: '12345',
     });
@@ -188,9 +177,9 @@ describe('chunked upload', () => {
   it('streaming PATCH without Content-Range, with Transfer-Encoding: chunked (podman, buildah)', async () => {
     const repo = uniqueRepo('stream');
     const content = randomBlob(200_000);
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     const parts = [content.subarray(0, 70_000), content.subarray(70_000, 140_000), content.subarray(140_000)];
-    const res = await rawRequest(base, 'PATCH', pathOf(location), {
+    const res = await rawRequest(registry.url, 'PATCH', pathOf(location), {
       headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/octet-stream' },
       chunks: parts,
     });
@@ -198,7 +187,7 @@ describe('chunked upload', () => {
     expect(res.headers['range']).toBe(`0-${content.length - 1}`);
     // A second streaming PATCH appends.
     const more = randomBlob(1000);
-    const res2 = await rawRequest(base, 'PATCH', pathOf(location), {
+    const res2 = await rawRequest(registry.url, 'PATCH', pathOf(location), {
       headers: { 'transfer-encoding': 'chunked' },
       chunks: [more],
     });
@@ -214,9 +203,9 @@ describe('chunked upload', () => {
   it('PUT with a chunked-encoded body and no PATCH (POST then PUT, streamed)', async () => {
     const repo = uniqueRepo('stream');
     const content = randomBlob(50_000);
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     const digest = digestOf(content);
-    const res = await rawRequest(base, 'PUT', pathOf(withQuery(location, { digest })), {
+    const res = await rawRequest(registry.url, 'PUT', pathOf(withQuery(location, { digest })), {
       headers: { 'transfer-encoding': 'chunked' },
       chunks: [content.subarray(0, 25_000), content.subarray(25_000)],
     });
@@ -231,11 +220,11 @@ describe('bodies larger than fastify limits and hash batches', () => {
     const repo = uniqueRepo('large');
     const content = randomBlob(5 * 1024 * 1024 + 3);
     const digest = digestOf(content);
-    expect(await pushBlob(base, repo, content)).toBe(digest);
+    expect(await pushBlob(registry.url, repo, content)).toBe(digest);
     await expectBlob(repo, digest, content);
 
     const repo2 = uniqueRepo('large');
-    const location = await startUpload(base, repo2);
+    const location = await startUpload(registry.url, repo2);
     const step = 2 * 1024 * 1024;
     for (let at = 0; at < content.length; at += step) {
       const res = await patch(location, content.subarray(at, Math.min(at + step, content.length)), at);
@@ -245,10 +234,10 @@ describe('bodies larger than fastify limits and hash batches', () => {
     await expectBlob(repo2, digest, content);
 
     const repo3 = uniqueRepo('large');
-    const location3 = await startUpload(base, repo3);
+    const location3 = await startUpload(registry.url, repo3);
     const chunks = [];
     for (let at = 0; at < content.length; at += 700_000) chunks.push(content.subarray(at, at + 700_000));
-    const streamed = await rawRequest(base, 'PATCH', pathOf(location3), { headers: { 'transfer-encoding': 'chunked' }, chunks });
+    const streamed = await rawRequest(registry.url, 'PATCH', pathOf(location3), { headers: { 'transfer-encoding': 'chunked' }, chunks });
     expect(streamed.status).toBe(202);
     expect(streamed.headers['range']).toBe(`0-${content.length - 1}`);
     expect((await fetch(withQuery(location3, { digest }), { method: 'PUT' })).status).toBe(201);
@@ -259,7 +248,7 @@ describe('bodies larger than fastify limits and hash batches', () => {
 describe('GET <location>: upload status', () => {
   it('204 with Range and Location, also for a Location handed out earlier in the session', async () => {
     const repo = uniqueRepo('status');
-    const first = await startUpload(base, repo);
+    const first = await startUpload(registry.url, repo);
     const fresh = await fetch(first);
     expect(fresh.status).toBe(204);
     expect(fresh.headers.get('range')).toBe('0-0');
@@ -268,7 +257,7 @@ describe('GET <location>: upload status', () => {
 
     const res = await patch(first, randomBlob(100), 0);
     expect(res.status).toBe(202);
-    const later = resolveLocation(base, res.headers.get('location'));
+    const later = resolveLocation(registry.url, res.headers.get('location'));
     for (const location of [first, later]) {
       const status = await fetch(location);
       expect(status.status).toBe(204);
@@ -282,7 +271,7 @@ describe('GET <location>: upload status', () => {
   });
 
   it('an unknown session is 404 BLOB_UPLOAD_UNKNOWN', async () => {
-    const res = await fetch(`${base}/v2/${uniqueRepo('status')}/blobs/uploads/00000000-0000-4000-8000-000000000000`);
+    const res = await fetch(`${registry.url}/v2/${uniqueRepo('status')}/blobs/uploads/00000000-0000-4000-8000-000000000000`);
     await expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
   });
 });
@@ -290,22 +279,22 @@ describe('GET <location>: upload status', () => {
 describe('PUT <location>?digest=', () => {
   it('a digest mismatch -> 400 DIGEST_INVALID', async () => {
     const repo = uniqueRepo('put');
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     const wrong = digestOf('not this');
     const res = await fetch(withQuery(location, { digest: wrong }), { method: 'PUT', body: randomBlob(10) });
     await expectError(res, 400, 'DIGEST_INVALID');
-    await expectError(await fetch(`${base}/v2/${repo}/blobs/${wrong}`), 404, 'BLOB_UNKNOWN');
+    await expectError(await fetch(`${registry.url}/v2/${repo}/blobs/${wrong}`), 404, 'BLOB_UNKNOWN');
   });
 
   it('without a digest -> 400 DIGEST_INVALID', async () => {
-    const location = await startUpload(base, uniqueRepo('put'));
+    const location = await startUpload(registry.url, uniqueRepo('put'));
     const res = await fetch(location, { method: 'PUT', body: 'x' });
     await expectError(res, 400, 'DIGEST_INVALID');
   });
 
   it('a finished session is gone: further requests are 404 BLOB_UPLOAD_UNKNOWN', async () => {
     const repo = uniqueRepo('put');
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     const content = randomBlob(10);
     expect((await fetch(withQuery(location, { digest: digestOf(content) }), { method: 'PUT', body: content })).status).toBe(201);
     await expectError(await fetch(location), 404, 'BLOB_UPLOAD_UNKNOWN');
@@ -314,7 +303,7 @@ describe('PUT <location>?digest=', () => {
 
   it('an empty blob through POST then PUT', async () => {
     const repo = uniqueRepo('put');
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     const digest = digestOf(Buffer.alloc(0));
     const res = await fetch(withQuery(location, { digest }), { method: 'PUT' });
     expect(res.status).toBe(201);
@@ -325,7 +314,7 @@ describe('PUT <location>?digest=', () => {
 describe('DELETE <location>', () => {
   it('cancels the session: 204, then 404 BLOB_UPLOAD_UNKNOWN', async () => {
     const repo = uniqueRepo('cancel');
-    const location = await startUpload(base, repo);
+    const location = await startUpload(registry.url, repo);
     expect((await patch(location, randomBlob(10), 0)).status).toBe(202);
     const res = await fetch(location, { method: 'DELETE' });
     expect(res.status).toBe(204);
@@ -341,12 +330,12 @@ describe('digest algorithms end to end', () => {
     const digest = digestOf(content, algorithm);
 
     // POST then PUT.
-    expect(await pushBlob(base, repo, content, algorithm)).toBe(digest);
+    expect(await pushBlob(registry.url, repo, content, algorithm)).toBe(digest);
     await expectBlob(repo, digest, content);
 
     // Chunked.
     const repo2 = uniqueRepo(algorithm);
-    const location = await startUpload(base, repo2);
+    const location = await startUpload(registry.url, repo2);
     expect((await patch(location, content.subarray(0, 2500), 0)).status).toBe(202);
     expect((await patch(location, content.subarray(2500), 2500)).status).toBe(202);
     const put = await fetch(withQuery(location, { digest }), { method: 'PUT' });
@@ -357,13 +346,13 @@ describe('digest algorithms end to end', () => {
     // Single request.
     if (!isDistribution) {
       const repo3 = uniqueRepo(algorithm);
-      const res = await fetch(`${base}/v2/${repo3}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: content });
+      const res = await fetch(`${registry.url}/v2/${repo3}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: content });
       expect(res.status).toBe(201);
       await expectBlob(repo3, digest, content);
     }
 
     // HEAD reports it.
-    const head = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+    const head = await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(head.headers.get('docker-content-digest')).toBe(digest);
     expect(head.headers.get('content-length')).toBe('5000');

@@ -6,9 +6,9 @@
 
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodePath, Probe, SEED, sha256, startPropertyRegistry } from './support.js';
+import { isDistribution } from '../helpers/registry.js';
+import { encodePath, Probe, SEED, sha256, usePropertyRegistry } from './support.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 // The distribution spec's grammars, written out here independently of src/oci.
 const NAME = /^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -74,7 +74,7 @@ const anyReference = fc.oneof(
 // ---- the registry ------------------------------------------------------------------------
 
 describe.skipIf(isDistribution)('property: generated inputs get 2xx when good and a spec 4xx when bad', () => {
-  let registry: Awaited<ReturnType<typeof startPropertyRegistry>>;
+  const registry = usePropertyRegistry();
   let probe: Probe;
   const repo = 'prop/inputs';
   const blob = Buffer.from('the blob every property reads');
@@ -102,7 +102,6 @@ describe.skipIf(isDistribution)('property: generated inputs get 2xx when good an
   };
 
   beforeAll(async () => {
-    registry = await startPropertyRegistry();
     probe = new Probe(registry.url);
     blobDigest = await pushBlob(repo, blob);
     await pushBlob(repo, config);

@@ -9,9 +9,9 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawResponse } from '../helpers/oci.js';
-import { encodePath, Probe, SEED, sha256, startPropertyRegistry, type SendOptions } from './support.js';
+import { isDistribution } from '../helpers/registry.js';
+import { encodePath, Probe, SEED, sha256, usePropertyRegistry, type SendOptions } from './support.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 const NAME = /^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
@@ -70,7 +70,7 @@ const badContentRange = headerSafe.filter((value) => {
 // ---- the registry ------------------------------------------------------------------------
 
 describe.skipIf(isDistribution)('property: every refusal class gets its exact status and code', () => {
-  let registry: Awaited<ReturnType<typeof startPropertyRegistry>>;
+  const registry = usePropertyRegistry();
   let probe: Probe;
   const repo = 'prop/refusals';
   const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
@@ -99,7 +99,6 @@ describe.skipIf(isDistribution)('property: every refusal class gets its exact st
   };
 
   beforeAll(async () => {
-    registry = await startPropertyRegistry();
     probe = new Probe(registry.url);
     for (const blob of [config, layer]) {
       expect((await probe.send('POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, { body: blob })).status).toBe(201);

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { ErrorCode } from '../../src/server/errors.js';
 import { rawRequest, type RawResponse } from '../helpers/oci.js';
-import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { useTestRegistry, type TestRegistryFixture } from '../helpers/registry.js';
 
 export const CATALOGUE = new Set(Object.keys(ErrorCode));
 
@@ -133,11 +133,11 @@ export async function fsckIssues(root: string): Promise<unknown[] | undefined> {
   return (await runFsck({ root })).issues;
 }
 
-/** A registry for one property file: checkStore while it runs, fsck once it is closed. */
-export async function startPropertyRegistry(): Promise<TestRegistry & { finish(probe: Probe): Promise<string> }> {
-  const registry = await startTestRegistry({ keepRoot: true });
-  return {
-    ...registry,
+/** The registry of one property file (or describe): checkStore while it runs, fsck once finish() closed it. */
+export function usePropertyRegistry(): TestRegistryFixture & { finish(probe: Probe): Promise<string> } {
+  const registry = useTestRegistry({ keepRoot: true });
+  // Assigned onto the fixture, not spread: spreading would read its getters before beforeAll.
+  return Object.assign(registry, {
     async finish(probe: Probe): Promise<string> {
       const objects = await checkStore(probe);
       await registry.close();
@@ -149,5 +149,5 @@ export async function startPropertyRegistry(): Promise<TestRegistry & { finish(p
         await rm(registry.root, { recursive: true, force: true });
       }
     },
-  };
+  });
 }

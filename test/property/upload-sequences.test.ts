@@ -8,9 +8,9 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Probe, SEED, startPropertyRegistry } from './support.js';
+import { isDistribution } from '../helpers/registry.js';
+import { Probe, SEED, usePropertyRegistry } from './support.js';
 
-const isDistribution = process.env.STOWAGE_TEST_TARGET === 'distribution';
 
 interface Session {
   path: string;
@@ -245,12 +245,11 @@ const commands = [
 ];
 
 describe.skipIf(isDistribution)('property: upload sessions against a model of acknowledged bytes', () => {
-  let registry: Awaited<ReturnType<typeof startPropertyRegistry>>;
+  const registry = usePropertyRegistry();
   let probe: Probe;
   let sequences = 0;
 
   beforeAll(async () => {
-    registry = await startPropertyRegistry();
     probe = new Probe(registry.url);
   });
 

@@ -1,64 +1,20 @@
 // Upload sessions under concurrent requests: one writer at a time per session, a writer that
 // finds the session held waits its turn (bounded), parallel uploads hash in parallel.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseDigest, type Digest, type DigestAlgorithm } from '../../src/oci/digest.js';
-import { HashPool } from '../../src/hashing/hash-pool.js';
-import { UploadError } from '../../src/pipeline/upload-errors.js';
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { UploadService } from '../../src/pipeline/upload-service.js';
-import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
+import { digestOf, index, kindOf, pool, restart, store, uploads, useUploadFixture } from '../helpers/upload-fixture.js';
 import { expectSameBytes } from './bytes.js';
 
-let pool: HashPool;
-let root: string;
-let store: FsBlobStore;
-let index: LmdbIndex;
-let uploads: UploadService;
-
-beforeAll(async () => {
-  pool = await HashPool.open({ threads: 2 });
-});
-afterAll(async () => {
-  await pool?.close();
-});
-
-beforeEach(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), 'stowage-uploads-'));
-  store = new FsBlobStore(root);
-  index = await LmdbIndex.open(path.join(root, 'index.lmdb'));
-  uploads = new UploadService(index, store, pool);
-});
-afterEach(async () => {
-  await index.close();
-  await rm(root, { recursive: true, force: true });
-});
-
-const restart = () => new UploadService(index, store, pool);
-
-function digestOf(bytes: Buffer, algorithm: DigestAlgorithm = 'sha256'): Digest {
-  return parseDigest(`${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`)!;
-}
+useUploadFixture();
 
 async function* bodyOf(bytes: Buffer, chunk = 64 * 1024): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < bytes.length; at += chunk) {
     yield bytes.subarray(at, at + chunk);
     await Promise.resolve();
   }
-}
-
-async function kindOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof UploadError) return error.kind;
-    throw error;
-  }
-  throw new Error('expected an UploadError');
 }
 
 describe('concurrency', () => {

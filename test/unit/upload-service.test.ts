@@ -2,50 +2,18 @@
 // and the real hash pool. A "restart" is a second UploadService over the same disk with
 // nothing in memory, which is what a new process sees.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseDigest, type Digest, type DigestAlgorithm } from '../../src/oci/digest.js';
-import { HashPool } from '../../src/hashing/hash-pool.js';
+import { describe, expect, it } from 'vitest';
+import type { DigestAlgorithm } from '../../src/oci/digest.js';
 import { isValidHashState } from '../../src/hashing/hash-state.js';
 import { UploadError } from '../../src/pipeline/upload-errors.js';
-import { UploadService } from '../../src/pipeline/upload-service.js';
 import { appendBody, BATCHES_PER_UPLOAD, CHECKPOINT_BYTES, HASH_BATCH_BYTES } from '../../src/pipeline/upload-writer.js';
-import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
-import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
+import { digestOf, index, kindOf, pool, restart, store, uploads, useUploadFixture } from '../helpers/upload-fixture.js';
 import { expectSameBytes } from './bytes.js';
 
-let pool: HashPool;
-let root: string;
-let store: FsBlobStore;
-let index: LmdbIndex;
-let uploads: UploadService;
-
-beforeAll(async () => {
-  pool = await HashPool.open({ threads: 2 });
-});
-afterAll(async () => {
-  await pool?.close();
-});
-
-beforeEach(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), 'stowage-uploads-'));
-  store = new FsBlobStore(root);
-  index = await LmdbIndex.open(path.join(root, 'index.lmdb'));
-  uploads = new UploadService(index, store, pool);
-});
-afterEach(async () => {
-  await index.close();
-  await rm(root, { recursive: true, force: true });
-});
-
-const restart = () => new UploadService(index, store, pool);
-
-function digestOf(bytes: Buffer, algorithm: DigestAlgorithm = 'sha256'): Digest {
-  return parseDigest(`${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`)!;
-}
+useUploadFixture();
 
 /** A request body delivered in `chunk`-byte pieces, optionally failing (a client gone) after `failAfter` bytes. */
 async function* bodyOf(bytes: Buffer, chunk = 64 * 1024, failAfter?: number): AsyncGenerator<Uint8Array> {
@@ -55,16 +23,6 @@ async function* bodyOf(bytes: Buffer, chunk = 64 * 1024, failAfter?: number): As
     await Promise.resolve();
   }
   if (failAfter !== undefined) throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
-}
-
-async function kindOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof UploadError) return error.kind;
-    throw error;
-  }
-  throw new Error('expected an UploadError');
 }
 
 const dataSize = async (repo: string, id: string) => (await stat(store.uploadDataPath(repo, id))).size;
