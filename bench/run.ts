@@ -1,5 +1,6 @@
 // npm run bench [-- --quick] [--engines native,wasm] [--no-distribution] [--sections push,pull,meta,resume,memory]
 //                 [--baseline DIR]   (another checkout, built: its server measured in the same run)
+//                 [--rounds N]       (every target N times, interleaved; each row reports the median)
 //
 // Measures the machine's ceilings, then runs the same workloads against Stowage (once per
 // hash engine) and, when `docker-registry` is installed, CNCF Distribution; prints a table
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     'no-distribution': { type: 'boolean', default: false },
     sections: { type: 'string' },
     baseline: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 
@@ -58,7 +60,15 @@ if (sections.has('ceilings')) {
   log('ceilings');
   report.ceilings = await ceilingWorkloads(config, engines);
 }
-for (const spec of targets) report.targets.push(await runTarget(spec, config));
+// Interleaved rounds: drift on a shared machine (the load of the moment, a throttled disk)
+// then falls on every target alike instead of on whichever ran last.
+const rounds = Math.max(1, Number(values.rounds) || 1);
+const runs = new Map<TargetSpec, TargetResult[]>(targets.map((spec) => [spec, []]));
+for (let round = 1; round <= rounds; round++) {
+  if (rounds > 1) log(`round ${round} of ${rounds}`);
+  for (const spec of targets) runs.get(spec)!.push(await runTarget(spec, config));
+}
+for (const spec of targets) report.targets.push(medianOf(runs.get(spec)!));
 
 report.durationMs = performance.now() - started;
 report.loadAverage.end = os.loadavg()[0];
@@ -103,6 +113,18 @@ async function runTarget(spec: TargetSpec, config: BenchConfig): Promise<TargetR
     log(`${spec.label}: FAILED ${result.error}`);
   }
   return result;
+}
+
+/** One result whose every measurement is the median of that row across the rounds. */
+function medianOf(results: TargetResult[]): TargetResult {
+  if (results.length === 1) return results[0];
+  const failed = results.find((r) => r.error);
+  if (failed) return failed;
+  const measurements = results[0].measurements.map((first) => {
+    const values = results.map((r) => r.measurements.find((m) => m.key === first.key)?.value ?? NaN).sort((a, b) => a - b);
+    return { ...first, value: values[Math.floor(values.length / 2)], detail: { ...first.detail, rounds: values } };
+  });
+  return { spec: results[0].spec, measurements };
 }
 
 async function nativeLoads(): Promise<boolean> {
