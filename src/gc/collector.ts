@@ -17,13 +17,13 @@
 //      files removed; so is an upload directory no session names, that old.
 //
 // Every decision is taken twice: on a snapshot to find candidates cheaply, then again inside
-// the write transaction that acts on it (CollectableIndex). A file is removed only inside a
-// later transaction that sees no record for it; a writer that records a blob checks inside
-// its own transaction that the file is there (LmdbIndex's contentPresent), so whichever
-// commits first wins and the index never names a file that is gone.
+// the write transaction that acts on it (CollectableIndex). Bytes go only after their record
+// is marked deleting, and no index transaction touches the blob store, so GC and writers
+// may be separate processes: the protocol is in store/registry-index.ts. A writer that
+// reserved a blob before the mark finds the mark when it records, and places the bytes again.
 
 import type { CollectableBlobStore } from '../store/blob-store.js';
-import type { CollectableIndex, RegistryIndex } from '../store/registry-index.js';
+import type { BlobCutoff, CollectableIndex, ContentItem, RegistryIndex } from '../store/registry-index.js';
 import { linkId } from '../store/registry-index.js';
 
 export interface GcSettings {
@@ -40,6 +40,16 @@ export interface GcSettings {
  * pending) and only garbage after a crash; it is left alone this long whatever the grace.
  */
 export const ORPHAN_MIN_AGE_MS = 10 * 60 * 1000;
+
+/**
+ * How long a deletion mark lets GC remove a blob's bytes. A writer that finds a mark older
+ * than this takes the blob over (RegistryIndex.reserveContent), so a GC process that died or
+ * stalled mid-run blocks no push for longer.
+ */
+export const DELETE_WINDOW_MS = 60_000;
+
+/** GC stops removing bytes this long before its marks expire: a removal takes a moment, and the clocks of nodes differ a little. */
+const WINDOW_MARGIN_MS = 15_000;
 
 /** Decisions per write transaction: each one is an fsync, and a long one holds up pushes. */
 const BATCH = 256;
@@ -92,7 +102,8 @@ export async function collectGarbage(deps: GcDeps, settings: GcSettings, options
     report.manifestsRemoved = await untaggedManifests(deps, now - settings.untaggedManifestAgeMs, dryRun);
   }
   const dropped = await unusedLinks(deps, graceCutoff, dryRun, report);
-  await unreferencedBlobs(deps, graceCutoff, dryRun ? dropped : undefined, report);
+  const pendingBefore = now - ORPHAN_MIN_AGE_MS;
+  await unreferencedBlobs(deps, { before: graceCutoff, pendingBefore }, dryRun ? dropped : undefined, report);
   await orphanFiles(deps, Math.min(graceCutoff, now - ORPHAN_MIN_AGE_MS), dryRun, report);
   await staleUploads(deps, now - settings.uploadsStaleAfterMs, dryRun, report);
   report.durationMs = Math.round(performance.now() - started);
@@ -124,41 +135,32 @@ async function unusedLinks(deps: GcDeps, before: number, dryRun: boolean, report
   return new Set();
 }
 
-async function unreferencedBlobs(deps: GcDeps, before: number, droppedLinks: Set<string> | undefined, report: GcReport): Promise<void> {
-  const candidates = await deps.index.unreferencedBlobs(before, droppedLinks);
+async function unreferencedBlobs(deps: GcDeps, cutoff: BlobCutoff, droppedLinks: Set<string> | undefined, report: GcReport): Promise<void> {
+  const candidates = await deps.index.unreferencedBlobs(cutoff, droppedLinks);
   if (droppedLinks) {
     report.blobsRemoved = candidates.length;
     report.bytesReclaimed += candidates.reduce((sum, blob) => sum + blob.size, 0);
     return;
   }
   for (const batch of batches(candidates.map((blob) => blob.digest))) {
-    // The records go first, in their own (synced) transaction; the files only after, in one
-    // that checks again that no record exists. A crash in between leaves an orphan file
-    // (step 4), never a record without its file.
-    const removed = await deps.index.removeUnreferencedBlobs(batch, before);
-    if (removed.length === 0) continue;
-    report.blobsRemoved += removed.length;
-    report.bytesReclaimed += await deps.index.removeContentOfUnrecorded(
-      removed.map((blob) => blob.digest),
-      (digest) => deps.blobs.removeBlobFileSync(digest) ?? 0,
-    );
+    // Marked first, in their own (synced) transaction; then the bytes; then the records. A
+    // crash in between leaves marks that the next run finishes, never a live record without
+    // its bytes.
+    const until = clock(deps)() + DELETE_WINDOW_MS;
+    const marked = await deps.index.markBlobsDeleting(batch, cutoff, until);
+    const { records, bytes } = await removeMarked(deps, marked, until);
+    report.blobsRemoved += records;
+    report.bytesReclaimed += bytes;
   }
 }
 
 async function orphanFiles(deps: GcDeps, before: number, dryRun: boolean, report: GcReport): Promise<void> {
-  let pending: string[] = [];
+  let pending: ContentItem[] = [];
   const flush = async () => {
-    const digests = pending;
+    const until = clock(deps)() + DELETE_WINDOW_MS;
+    const claimed = await deps.index.claimOrphans(pending, until);
     pending = [];
-    let bytes = 0;
-    let files = 0;
-    await deps.index.removeContentOfUnrecorded(digests, (digest) => {
-      const freed = deps.blobs.removeBlobFileSync(digest);
-      if (freed === undefined) return 0;
-      bytes += freed;
-      files++;
-      return freed;
-    });
+    const { files, bytes } = await removeMarked(deps, claimed, until);
     report.orphanFilesRemoved += files;
     report.bytesReclaimed += bytes;
   };
@@ -169,10 +171,35 @@ async function orphanFiles(deps: GcDeps, before: number, dryRun: boolean, report
       report.bytesReclaimed += file.size;
       continue;
     }
-    pending.push(file.digest);
+    pending.push({ digest: file.digest, size: file.size });
     if (pending.length >= BATCH) await flush();
   }
   if (pending.length > 0) await flush();
+}
+
+/**
+ * Removes the bytes of blobs this run marked, while the marks hold, then their records. What
+ * the window leaves is still marked: a writer takes it over once the mark expires, or the
+ * next run finishes it.
+ */
+async function removeMarked(deps: GcDeps, marked: readonly ContentItem[], until: number): Promise<{ records: number; files: number; bytes: number }> {
+  const removed: string[] = [];
+  let files = 0;
+  let bytes = 0;
+  for (const { digest } of marked) {
+    if (clock(deps)() > until - WINDOW_MARGIN_MS) break;
+    const freed = await deps.blobs.removeBlob(digest);
+    removed.push(digest);
+    if (freed === undefined) continue;
+    files++;
+    bytes += freed;
+  }
+  const records = removed.length > 0 ? await deps.index.forgetDeletedBlobs(removed) : 0;
+  return { records, files, bytes };
+}
+
+function clock(deps: GcDeps): () => number {
+  return deps.now ?? Date.now;
 }
 
 async function staleUploads(deps: GcDeps, idleSince: number, dryRun: boolean, report: GcReport): Promise<void> {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../oci/digest.js';
 import type { BlobStore } from '../store/blob-store.js';
 import { placeThenRecord } from '../store/place-then-record.js';
-import type { RegistryIndex } from '../store/registry-index.js';
+import type { RegistryIndex, Reservation } from '../store/registry-index.js';
 import type { HashPool } from '../hashing/hash-pool.js';
 import { initialHashState, isValidHashState } from '../hashing/hash-state.js';
 import { SessionCount } from './session-count.js';
@@ -108,7 +108,7 @@ export class UploadService {
           actual: `${digest.algorithm}:${actual}`,
         });
       }
-      await this.placeAndRecord(repo, id, digest.value, () => this.index.commitUpload(id, repo, digest.value, size));
+      await this.placeAndRecord(repo, id, digest.value, size, (reservation) => this.index.commitUpload(id, repo, digest.value, size, reservation));
       this.active.delete(id);
       this.count.ended();
       // The blob is committed: failing the request now would tell the client otherwise. A
@@ -133,7 +133,7 @@ export class UploadService {
       if (expected && digest !== expected.value) {
         throw new UploadError('digest', 'content does not match the digest', { expected: expected.value, actual: digest });
       }
-      await this.placeAndRecord(repo, id, digest, () => this.index.commitUploadUnlinked(id, digest, size));
+      await this.placeAndRecord(repo, id, digest, size, (reservation) => this.index.commitUploadUnlinked(id, digest, size, reservation));
       this.active.delete(id);
       this.count.ended();
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
@@ -358,8 +358,8 @@ export class UploadService {
   // ---- garbage collection (gc/collector.ts) ----
 
   /** Places the upload's data (still held by the session) at the blob's place and records it; again if GC removed it meanwhile. */
-  private placeAndRecord(repo: string, id: string, digest: string, record: () => Promise<void>): Promise<void> {
-    return placeThenRecord(() => this.blobs.commitUpload(repo, id, digest), record);
+  private placeAndRecord(repo: string, id: string, digest: string, size: number, record: (reservation: Reservation) => Promise<void>): Promise<void> {
+    return placeThenRecord(this.index, [{ digest, size }], () => this.blobs.commitUpload(repo, id, digest), record);
   }
 
 

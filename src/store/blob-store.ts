@@ -85,8 +85,8 @@ export interface BlobStore {
 
 /** What GC (gc/collector.ts) needs of the blob store beyond BlobStore: listing and removing files. */
 export interface CollectableBlobStore {
-  /** Bytes freed, undefined if the file was not there; synchronous (it runs inside a transaction). */
-  removeBlobFileSync(digest: string): number | undefined;
+  /** Removes a blob GC marked deleting; the bytes freed, undefined if they were gone already. */
+  removeBlob(digest: string): Promise<number | undefined>;
   blobFiles(): AsyncIterable<{ digest: string; size: number; mtimeMs: number }>;
   uploadDirectories(): AsyncIterable<{ repo: string; id: string; mtimeMs: number }>;
   uploadActivity(repo: string, id: string): Promise<number | undefined>;

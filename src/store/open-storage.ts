@@ -41,9 +41,7 @@ export async function openStorage(settings: StorageSettings, options: OpenStorag
     throw new StorageError('STORAGE_NOT_FOUND', `${settings.root} is not a Stowage storage root (no ${indexFile})`);
   }
   await mkdir(path.dirname(indexFile), { recursive: true });
-  // The probe lets a commit see, inside its transaction, that GC has not just removed the
-  // file it is about to record (lmdb/tables.ts, gc/collector.ts).
-  const index = await LmdbIndex.open(indexFile, { contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size) });
+  const index = await LmdbIndex.open(indexFile);
   return {
     index,
     blobs,

@@ -105,8 +105,18 @@ export interface RegistryIndex {
   getBlob(digest: string): Promise<BlobRecord | undefined>;
   /** The blob's record if `repo` links it. */
   getLinkedBlob(repo: string, digest: string): Promise<BlobRecord | undefined>;
-  /** Records the blob (if new) and links it into `repo`. */
+  /**
+   * Records the blob (if new) and links it into `repo`, as live, with no reservation: for
+   * adoption-like tools and tests that place bytes while no GC runs.
+   */
   linkBlob(repo: string, digest: string, size: number): Promise<void>;
+  /**
+   * Before placing bytes: creates a pending record for each item without one, dates the
+   * others afresh (so GC's grace protects them), and takes over marks whose GC window has
+   * passed. GC may be deleting some right now: those are listed and nothing is written for
+   * them; the caller waits a moment and reserves them again before placing anything.
+   */
+  reserveContent(items: readonly ContentItem[]): Promise<Reservation>;
   /**
    * A cross-repository mount: links a blob that has a record (and, with `from`, is linked
    * there) into `repo`, checking both inside the transaction, so a blob GC removed a moment
@@ -115,10 +125,14 @@ export interface RegistryIndex {
   mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined>;
   /** Removes the repository's link; false if there was none. The blob record stays for GC to decide. */
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
-  /** A finished upload: records and links the blob and ends the session, in one transaction. */
-  commitUpload(uploadId: string, repo: string, digest: string, size: number): Promise<void>;
+  /**
+   * A finished upload: records and links the blob and ends the session, in one transaction.
+   * With the reservation its bytes were placed under, it fails (ContentMissingError) if GC
+   * took the record away since, as every recording method does.
+   */
+  commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void>;
   /** A finished upload whose blob is recorded but linked nowhere yet (archive imports link in commitImport). */
-  commitUploadUnlinked(uploadId: string, digest: string, size: number): Promise<void>;
+  commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void>;
 
   // Manifests and tags.
   /**
@@ -129,7 +143,13 @@ export interface RegistryIndex {
    * what is missing. Also records the manifest blob itself (digest, size) and the referrer
    * entry under its subject, and the reverse references GC needs.
    */
-  putManifest(repo: string, record: ManifestRecord, tags?: string | readonly string[], options?: PutManifestOptions): Promise<PutManifestResult>;
+  putManifest(
+    repo: string,
+    record: ManifestRecord,
+    tags?: string | readonly string[],
+    options?: PutManifestOptions,
+    reservation?: Reservation,
+  ): Promise<PutManifestResult>;
   /**
    * An archive import made visible in one transaction: links every batch's blobs into its
    * repository, stores its manifests in order and points their tags. Each blob must have a
@@ -137,7 +157,7 @@ export interface RegistryIndex {
    * in the repository or be part of the batch (children before their indexes); if anything
    * is missing nothing is written.
    */
-  commitImport(batches: ImportBatch[]): Promise<PutManifestResult>;
+  commitImport(batches: ImportBatch[], reservation?: Reservation): Promise<PutManifestResult>;
   getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repo: string, tag: string): Promise<string | undefined>;
   /** Removes the manifest, every tag pointing at it, its referrer entry and its references. */
@@ -244,21 +264,66 @@ export interface AdoptableIndex {
 // Blob records and links carry `touchedAt` (milliseconds: when the content was last placed
 // or the link last made); records from before GC existed have none and count as old. GC
 // decides from the reverse references (`refs`) alone: never by reading manifests.
+//
+// GC and writers may be separate processes (or nodes), and no index transaction touches
+// the blob store. A blob record has a state:
+//
+//   live      (no state) the bytes are in the blob store; only live blobs are linked or mounted
+//   pending   a writer reserved the digest (reserveContent) and is placing the bytes
+//   deleting  GC marked it (markBlobsDeleting, claimOrphans) and is removing the bytes, until `until`
+//
+// GC: mark (one transaction, re-checking each candidate), remove the bytes (outside any
+// transaction, only while the marks are valid), forget the records still marked (another
+// transaction). Writers: reserve (waiting out a 'deleting' mark), place the bytes, then
+// record; recording requires the record to be live or pending, so it fails with
+// ContentMissingError when GC marked it in between, and the writer starts again from the
+// reservation. A writer's bytes are therefore always placed after any removal that could
+// still touch them, and a live record always has its bytes.
 
 /**
- * Thrown (before anything is written) by a transaction that would record content whose
- * file is gone: GC removed the blob between the caller placing the file and the commit.
- * The caller places the file again and retries; see LmdbIndex's `contentPresent` option.
+ * Thrown (before anything is written) by a transaction that would record content without
+ * a live or pending record for it: GC marked it for deletion (or removed its record) after
+ * the caller reserved it. The caller reserves, places and records again (store/place-then-record.ts).
  */
 export class ContentMissingError extends Error {
+  readonly code = 'CONTENT_MISSING';
   constructor(readonly digest: string) {
-    super(`content of ${digest} vanished before it was recorded (collected as garbage); place it again`);
+    super(`content of ${digest} was collected as garbage before it was recorded; reserve and place it again`);
   }
+}
+
+/** Content a writer is about to place: reserved before, recorded after (RegistryIndex.reserveContent). */
+export interface ContentItem {
+  digest: string;
+  size: number;
+}
+
+/**
+ * What reserveContent granted. Each record has an incarnation, new whenever it is created
+ * again after GC removed it: recording with the reservation checks the incarnation still
+ * stands, so bytes placed before a removal are never recorded under a later writer's
+ * reservation of the same digest.
+ */
+export interface Reservation {
+  /** Digests GC is deleting right now: nothing was reserved for them. */
+  deleting: string[];
+  /** The incarnation of each reserved record, by digest. */
+  held: ReadonlyMap<string, number>;
 }
 
 /** How CollectableIndex.unreferencedBlobs' `droppedLinks` names a link. */
 export function linkId(repo: string, digest: string): string {
   return `${repo}@${digest}`;
+}
+
+/**
+ * How old an unreferenced blob record must be to be collected: a live one, older than
+ * `before` (the grace); a pending one, a writer's reservation, older than `pendingBefore` as
+ * well: it is a placement in flight and only garbage after a crash.
+ */
+export interface BlobCutoff {
+  before: number;
+  pendingBefore: number;
 }
 
 /** A blob record with nothing referencing it: no link, no manifest listing it, not a manifest. */
@@ -274,18 +339,24 @@ export interface CollectableIndex {
   /** Drops those of `links` that are still unused and older than `before`; returns the ones dropped. */
   dropUnusedLinks(links: readonly [string, string][], before: number): Promise<[string, string][]>;
   /**
-   * Blob records older than `before` that nothing references (a snapshot). A dry run passes
-   * the links it would drop (`<repo>@<digest>`) to see the blobs that would go with them.
+   * Blob records older than the cutoff that nothing references, and records a GC run left
+   * marked deleting (a snapshot). A dry run passes the links it would drop
+   * (`<repo>@<digest>`) to see the blobs that would go with them.
    */
-  unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): Promise<UnreferencedBlob[]>;
-  /** Removes the records of `digests` still unreferenced and older than `before`; returns the ones removed. */
-  removeUnreferencedBlobs(digests: readonly string[], before: number): Promise<UnreferencedBlob[]>;
+  unreferencedBlobs(cutoff: BlobCutoff, droppedLinks?: ReadonlySet<string>): Promise<UnreferencedBlob[]>;
   /**
-   * Inside one write transaction, calls `remove` (which must be synchronous) for each digest
-   * that has no blob record: a writer recording the blob either commits before (and the file
-   * stays) or after (and finds it gone, so places it again).
+   * Marks those of `digests` still unreferenced and older than the cutoff (or marked already,
+   * by a run that did not finish) as deleting until `until`; returns the ones marked. Their
+   * bytes may be removed until then, and not after.
    */
-  removeContentOfUnrecorded(digests: readonly string[], remove: (digest: string) => number): Promise<number>;
+  markBlobsDeleting(digests: readonly string[], cutoff: BlobCutoff, until: number): Promise<UnreferencedBlob[]>;
+  /**
+   * Blob files no record names (the orphan sweep): creates a deleting mark, until `until`,
+   * for each of `files` that still has no record; returns the ones marked.
+   */
+  claimOrphans(files: readonly ContentItem[], until: number): Promise<ContentItem[]>;
+  /** Removes the records of `digests` that are still marked deleting; returns how many. */
+  forgetDeletedBlobs(digests: readonly string[]): Promise<number>;
   /** Whether a blob record exists (the orphan-file sweep's cheap first look). */
   hasBlobRecord(digest: string): Promise<boolean>;
   /**

@@ -4,12 +4,10 @@
 // hono runs one router suite against every router and Distribution one storage-driver suite
 // against every driver:
 //
-//   runRegistryIndexSuite('lmdb', (contentPresent) => ..., (opened) => ...);
+//   runRegistryIndexSuite('lmdb', () => ..., (opened) => ...);
 //
 // The suite sees the interfaces and record types only, so a backend passes exactly when
-// callers cannot tell it from the others. The factory wires `contentPresent` in as the
-// index's content probe: the suite answers it, to reach ContentMissingError. Every call is
-// awaited, reads that are synchronous today included.
+// callers cannot tell it from the others. Every call is awaited.
 
 import { describe } from 'vitest';
 import { blobTests } from './registry-index-suite/blobs.js';
@@ -25,7 +23,6 @@ import { manifestTests } from './registry-index-suite/manifests.js';
 import { repositoryTests } from './registry-index-suite/repositories.js';
 
 export type {
-  ContentProbe,
   OpenedIndex,
   RegistryIndexFactory,
   RegistryIndexReopen,

@@ -13,6 +13,7 @@ import { HashPool } from '../../src/hashing/hash-pool.js';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
 import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
+import { placeThenRecord } from '../../src/store/place-then-record.js';
 import { ContentMissingError, type ManifestRecord } from '../../src/store/registry-index.js';
 
 const MINUTE = 60_000;
@@ -34,9 +35,7 @@ afterAll(async () => {
 beforeEach(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'stowage-gc-'));
   blobs = new FsBlobStore(root);
-  index = await LmdbIndex.open(path.join(root, 'index.lmdb'), {
-    contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size),
-  });
+  index = await LmdbIndex.open(path.join(root, 'index.lmdb'));
   uploads = new UploadService(index, blobs, pool);
 });
 afterEach(async () => {
@@ -62,11 +61,10 @@ async function pushBlob(repo: string, data: Buffer = randomBytes(100)): Promise<
   return digest;
 }
 
-/** A manifest stored the way the route does: bytes first, then the record. */
+/** A manifest stored the way the route does: reserved, bytes written, then recorded. */
 async function pushManifest(repo: string, refs: { blobs?: string[]; manifests?: string[]; subject?: string }, tag?: string): Promise<string> {
   const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, refs, nonce: randomBytes(4).toString('hex') }));
   const digest = sha256(bytes);
-  await blobs.writeBlob(digest, bytes);
   const record: ManifestRecord = {
     digest,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -76,7 +74,12 @@ async function pushManifest(repo: string, refs: { blobs?: string[]; manifests?: 
     manifests: refs.manifests ?? [],
     createdAt: Date.now(),
   };
-  const result = await index.putManifest(repo, record, tag);
+  const result = await placeThenRecord(
+    index,
+    [{ digest, size: bytes.length }],
+    () => blobs.writeBlob(digest, bytes),
+    (reservation) => index.putManifest(repo, record, tag, {}, reservation),
+  );
   expect(result.ok).toBe(true);
   return digest;
 }
@@ -272,43 +275,49 @@ describe('a writer and GC meeting on the same blob', () => {
     return { digest, data };
   }
 
-  it('GC removed the record but not yet the file: the commit records it again, and GC then leaves the file', async () => {
+  const ALL_OLD = () => ({ before: Date.now() + 2 * HOUR, pendingBefore: Date.now() + 2 * HOUR });
+
+  /** GC's removal of one blob, step by step as collector.ts runs it. */
+  async function collect(digest: string): Promise<void> {
+    expect(await index.markBlobsDeleting([digest], ALL_OLD(), Date.now() + MINUTE)).toHaveLength(1);
+    await blobs.removeBlob(digest);
+    expect(await index.forgetDeletedBlobs([digest])).toBe(1);
+  }
+
+  it('GC marked the blob and is removing it: a push of the same content waits, then places the bytes again', async () => {
     const { digest, data } = await garbageBlob();
-    const before = Date.now() + 2 * HOUR;
-    expect(await index.removeUnreferencedBlobs([digest], before)).toHaveLength(1);
-    // A push of the same content: its file is already there (dedupe), so the commit only records it.
-    await pushBlob('new', data);
-    const freed = await index.removeContentOfUnrecorded([digest], (d) => blobs.removeBlobFileSync(d) ?? 0);
-    expect(freed).toBe(0);
+    expect(await index.markBlobsDeleting([digest], ALL_OLD(), Date.now() + MINUTE)).toHaveLength(1);
+    const push = pushBlob('new', data);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(await index.getLinkedBlob('new', digest)).toBeUndefined(); // still waiting for GC
+    expect(await blobs.removeBlob(digest)).toBe(256);
+    expect(await index.forgetDeletedBlobs([digest])).toBe(1);
+    await push;
     expect(await index.getLinkedBlob('new', digest)).toEqual({ size: 256 });
-    expect(await fileExists(digest)).toBe(true);
+    expect(await blobs.readBlob(digest)).toEqual(data);
   });
 
-  it('GC removed record and file: a commit that found the file before is refused with nothing written', async () => {
+  it('a commit under a reservation GC took away is refused with nothing written, and the session stays', async () => {
     const { digest } = await garbageBlob();
-    const before = Date.now() + 2 * HOUR;
-    await index.removeUnreferencedBlobs([digest], before);
-    await index.removeContentOfUnrecorded([digest], (d) => blobs.removeBlobFileSync(d) ?? 0);
-    // As if the writer had seen the file, then GC removed it before the commit.
     const { id } = await uploads.start('new');
-    await expect(index.commitUpload(id, 'new', digest, 256)).rejects.toBeInstanceOf(ContentMissingError);
+    const reservation = await index.reserveContent([{ digest, size: 256 }]);
+    await collect(digest);
+    await expect(index.commitUpload(id, 'new', digest, 256, reservation)).rejects.toBeInstanceOf(ContentMissingError);
     expect(await index.getLinkedBlob('new', digest)).toBeUndefined();
     expect(await index.getBlob(digest)).toBeUndefined();
     expect(await index.getUpload(id)).toBeDefined();
   });
 
-  it('the upload path places the data again when GC removes the file between placing and committing', async () => {
+  it('the upload path places the data again when GC removes the blob between placing and recording', async () => {
     const { digest, data } = await garbageBlob();
-    await index.removeUnreferencedBlobs([digest], Date.now() + 2 * HOUR);
-    // The file is still there, so the upload's commitUpload (file step) will find it and skip;
-    // GC removes it before the index step, exactly once.
+    // The file is there, so the upload's placement keeps it; GC removes it before the record, once.
     const realCommit = blobs.commitUpload.bind(blobs);
     let interfered = false;
     blobs.commitUpload = async (repo, id, d) => {
       await realCommit(repo, id, d);
       if (!interfered) {
         interfered = true;
-        await index.removeContentOfUnrecorded([d], (x) => blobs.removeBlobFileSync(x) ?? 0);
+        await collect(d);
       }
     };
     await pushBlob('new', data);
@@ -320,7 +329,7 @@ describe('a writer and GC meeting on the same blob', () => {
   it('a mount of a blob GC removed is refused (the client uploads instead); one GC has not reached goes through', async () => {
     const { digest } = await garbageBlob();
     const kept = await pushBlob('src');
-    await index.removeUnreferencedBlobs([digest], Date.now() + 2 * HOUR);
+    await collect(digest);
     expect(await index.mountBlob('dst', digest)).toBeUndefined();
     expect(await index.getLinkedBlob('dst', digest)).toBeUndefined();
     expect(await index.mountBlob('dst', kept, 'src')).toEqual({ size: 100 });
@@ -331,18 +340,25 @@ describe('a writer and GC meeting on the same blob', () => {
     expect(await index.getBlob(kept)).toBeDefined();
   });
 
-  it('a manifest put whose bytes GC removed writes them again', async () => {
+  it('a manifest put whose bytes GC removed after they were written writes them again', async () => {
     const layer = await pushBlob('app');
     const manifest = await pushManifest('app', { blobs: [layer] }, 'v1');
     const bytes = await blobs.readBlob(manifest);
     await index.deleteManifest('app', manifest);
-    await index.removeUnreferencedBlobs([manifest], Date.now() + 2 * HOUR);
-    await index.removeContentOfUnrecorded([manifest], (d) => blobs.removeBlobFileSync(d) ?? 0);
     const record = { digest: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: bytes.length, blobs: [layer], manifests: [], createdAt: Date.now() };
-    await expect(index.putManifest('app', record, 'v1')).rejects.toBeInstanceOf(ContentMissingError);
-    expect(await index.getManifest('app', manifest)).toBeUndefined();
-    await blobs.writeBlob(manifest, bytes);
-    expect(await index.putManifest('app', record, 'v1')).toEqual({ ok: true });
+    let writes = 0;
+    const result = await placeThenRecord(
+      index,
+      [{ digest: manifest, size: bytes.length }],
+      async () => {
+        await blobs.writeBlob(manifest, bytes);
+        if (++writes === 1) await collect(manifest);
+      },
+      (reservation) => index.putManifest('app', record, 'v1', {}, reservation),
+    );
+    expect(result).toEqual({ ok: true });
+    expect(writes).toBe(2);
+    expect(await blobs.readBlob(manifest)).toEqual(bytes);
   });
 
   it('never leaves a record without its file when GC and re-pushes of the same content race', async () => {
@@ -357,7 +373,7 @@ describe('a writer and GC meeting on the same blob', () => {
         ...contents.filter((_, i) => (i + round) % 2 === 0).map((data) => pushBlob('r', data)),
       ]);
       for (const digest of digests) {
-        if (await index.getBlob(digest) !== undefined) expect(blobs.blobFilePresentSync(digest, 2048), digest).toBe(true);
+        if ((await index.getBlob(digest)) !== undefined) expect(await blobs.blobSize(digest), digest).toBe(2048);
       }
       for (const [i, data] of contents.entries()) {
         if ((i + round) % 2 === 0) expect(await blobs.readBlob(digests[i])).toEqual(data);
@@ -365,12 +381,23 @@ describe('a writer and GC meeting on the same blob', () => {
     }
   });
 
-  it('the content probe checks presence and size', async () => {
+  it('finishes the removals of a GC run that stopped between marking and forgetting', async () => {
+    const { digest } = await garbageBlob();
+    expect(await index.markBlobsDeleting([digest], ALL_OLD(), Date.now() + MINUTE)).toHaveLength(1);
+    // The run stopped here. The next one, within the grace of everything else, finishes it.
+    const report = await gc(Date.now());
+    expect(report.blobsRemoved).toBe(1);
+    expect(report.bytesReclaimed).toBe(256);
+    expect(await index.hasBlobRecord(digest)).toBe(false);
+    expect(await fileExists(digest)).toBe(false);
+  });
+
+  it('removeBlob reports the bytes freed, and nothing once they are gone', async () => {
     const data = randomBytes(10);
     const digest = sha256(data);
-    expect(blobs.blobFilePresentSync(digest, 10)).toBe(false);
     await blobs.writeBlob(digest, data);
-    expect(blobs.blobFilePresentSync(digest, 10)).toBe(true);
-    expect(blobs.blobFilePresentSync(digest, 11)).toBe(false);
+    expect(await blobs.removeBlob(digest)).toBe(10);
+    expect(await blobs.removeBlob(digest)).toBeUndefined();
+    expect(await fileExists(digest)).toBe(false);
   });
 });

@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
-import { runRegistryIndexSuite, type ContentProbe, type OpenedIndex } from '../store-suites/registry-index-suite.js';
+import { runRegistryIndexSuite, type OpenedIndex } from '../store-suites/registry-index-suite.js';
 
-async function openAt(dir: string, contentPresent: ContentProbe): Promise<OpenedIndex> {
-  const index = await LmdbIndex.open(path.join(dir, 'index.lmdb'), { contentPresent });
+async function openAt(dir: string): Promise<OpenedIndex> {
+  const index = await LmdbIndex.open(path.join(dir, 'index.lmdb'));
   let closed = false;
   const close = async () => {
     if (!closed) await index.close();
@@ -20,19 +20,19 @@ async function openAt(dir: string, contentPresent: ContentProbe): Promise<Opened
       await rm(dir, { recursive: true, force: true });
     },
   };
-  stores.set(opened, { dir, contentPresent, close });
+  stores.set(opened, { dir, close });
   return opened;
 }
 
-const stores = new WeakMap<OpenedIndex, { dir: string; contentPresent: ContentProbe; close: () => Promise<void> }>();
+const stores = new WeakMap<OpenedIndex, { dir: string; close: () => Promise<void> }>();
 
 runRegistryIndexSuite(
   'lmdb',
-  async (contentPresent) => openAt(await mkdtemp(path.join(os.tmpdir(), 'stowage-index-suite-')), contentPresent),
+  async () => openAt(await mkdtemp(path.join(os.tmpdir(), 'stowage-index-suite-'))),
   async (opened) => {
     const store = stores.get(opened)!;
     await store.close();
-    return openAt(store.dir, store.contentPresent);
+    return openAt(store.dir);
   }
 );
 

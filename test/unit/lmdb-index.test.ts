@@ -1,5 +1,5 @@
 // The LMDB index against a real LMDB file in a temporary directory, where it differs from any
-// other index: no probe unless given, monitoring (isOpen, stats) and fsck's raw table view.
+// other index: monitoring (isOpen, stats) and fsck's raw table view.
 // What every RegistryIndex must do is in the shared suite (lmdb-index.suite.test.ts).
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -38,15 +38,6 @@ function manifest(digest: string, extra: Partial<ManifestRecord> = {}): Manifest
   };
 }
 
-describe('without a content probe', () => {
-  it('records content unchecked (tools that run with no GC beside them)', async () => {
-    await index.commitUpload('u1', 'r', d('b'), 42);
-    expect(await index.putManifest('r', manifest(d('m')), 'v1')).toEqual({ ok: true });
-    expect(await index.getLinkedBlob('r', d('b'))).toEqual({ size: 42 });
-    expect(await index.getBlob(d('m'))).toEqual({ size: 500 });
-  });
-});
-
 describe('monitoring', () => {
   it('is open until closed', async () => {
     expect(index.isOpen()).toBe(true);
@@ -57,6 +48,7 @@ describe('monitoring', () => {
   it('counts entries per kind without a scan', async () => {
     await index.linkBlob('r', d('c'), 5);
     await index.linkBlob('q', d('c'), 5);
+    await index.reserveContent([{ digest: d('m'), size: 500 }]);
     await index.putManifest('r', manifest(d('m'), { blobs: [d('c')] }), ['a', 'b']);
     await index.createUpload({ id: 'u1', repo: 'r', algorithm: 'sha256', startedAt: 1 });
     const stats = await index.stats();
@@ -68,6 +60,7 @@ describe('monitoring', () => {
 describe('fsck\'s view', () => {
   it('reads the tables it is asked for, and applies repairs in one transaction', async () => {
     await index.linkBlob('r', d('c'), 5);
+    await index.reserveContent([{ digest: d('m'), size: 500 }]);
     await index.putManifest('r', manifest(d('m')), 'v1');
     const entries: IndexEntry[] = [];
     await index.auditEntries(['links', 'tags'], (entry) => entries.push(entry));

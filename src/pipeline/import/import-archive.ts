@@ -120,8 +120,9 @@ async function commitWithRetry(deps: ImportDeps, plan: ImportPlan): Promise<PutM
   const place = async () => {
     for (const [digest, bytes] of plan.generated) await deps.blobs.writeBlob(digest, bytes);
   };
+  const generated = [...plan.generated].map(([digest, bytes]) => ({ digest, size: bytes.length }));
   try {
-    return await placeThenRecord(place, () => deps.index.commitImport(plan.batches()));
+    return await placeThenRecord(deps.index, generated, place, (reservation) => deps.index.commitImport(plan.batches(), reservation));
   } catch (error) {
     if (!(error instanceof ContentMissingError)) throw error;
     return { ok: false, missingBlobs: [error.digest], missingManifests: [] };

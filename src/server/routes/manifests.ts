@@ -169,7 +169,9 @@ function storeManifest(
   options: PutManifestOptions,
 ): Promise<PutManifestResult> {
   return placeThenRecord(
+    ctx.index,
+    [{ digest: record.digest, size: record.size }],
     () => ctx.blobs.writeBlob(record.digest, body),
-    () => ctx.index.putManifest(name, record, tags, options),
+    (reservation) => ctx.index.putManifest(name, record, tags, options, reservation),
   );
 }

@@ -1,7 +1,7 @@
 // The blob store on a local filesystem, in Distribution's layout (see paths.ts).
 
-import { createReadStream, rmdirSync, statSync, unlinkSync } from 'node:fs';
-import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { link, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isDigestAlgorithm, type DigestAlgorithm } from '../../oci/digest.js';
@@ -175,35 +175,23 @@ export class FsBlobStore implements BlobStore {
   // ---- garbage collection (gc/collector.ts) ----
 
   /** Whether the blob's file is there with `size` bytes. Synchronous: LmdbIndex calls it inside a write transaction. */
-  blobFilePresentSync(digest: string, size: number): boolean {
-    try {
-      return statSync(this.paths.blobData(digest)).size === size;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw error;
-    }
-  }
-
   /**
    * Deletes a blob's file and its directory; the bytes it held (undefined if it was gone).
-   * Synchronous: it runs inside the index transaction that checked no record names it.
+   * GC calls it only for digests it marked deleting (registry-index.ts), so no writer is
+   * placing these bytes meanwhile.
    */
-  removeBlobFileSync(digest: string): number | undefined {
+  async removeBlob(digest: string): Promise<number | undefined> {
     const file = this.paths.blobData(digest);
     let size: number | undefined;
     try {
-      size = statSync(file).size;
-      unlinkSync(file);
+      size = (await stat(file)).size;
+      await unlink(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       size = undefined;
     }
-    try {
-      // Only if empty: a writer's temp file in it keeps it (and writers recreate it if it went).
-      rmdirSync(path.dirname(file));
-    } catch {
-      // Not empty or already gone.
-    }
+    // Only if empty: a writer's temp file in it keeps it (and writers recreate it if it went).
+    await rmdir(path.dirname(file)).catch(() => undefined);
     return size;
   }
 

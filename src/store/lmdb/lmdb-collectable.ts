@@ -3,8 +3,8 @@
 // a reference in between always wins.
 
 import { linkId } from '../registry-index.js';
-import type { CollectableIndex, ManifestRecord, Reference, UnreferencedBlob } from '../registry-index.js';
-import { HIGH, isOlder, LmdbTables } from './tables.js';
+import type { BlobCutoff, CollectableIndex, ContentItem, ManifestRecord, Reference, UnreferencedBlob } from '../registry-index.js';
+import { HIGH, isOlder, LmdbTables, type StoredBlob } from './tables.js';
 
 export abstract class LmdbCollectable extends LmdbTables implements CollectableIndex {
   async referencesTo(digest: string): Promise<Reference[]> {
@@ -33,10 +33,14 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
     });
   }
 
-  async unreferencedBlobs(before: number, droppedLinks?: ReadonlySet<string>): Promise<UnreferencedBlob[]> {
+  async unreferencedBlobs(cutoff: BlobCutoff, droppedLinks?: ReadonlySet<string>): Promise<UnreferencedBlob[]> {
     const found: UnreferencedBlob[] = [];
     for (const { key, value } of this.blobs.getRange({})) {
-      if (!isOlder(value, before)) continue;
+      if (value.state === 'deleting') {
+        found.push({ digest: key, size: value.size });
+        continue;
+      }
+      if (!isCollectable(value, cutoff)) continue;
       const referenced = droppedLinks
         ? this.referencesOf(key).some((ref) => ref.kind !== 'link' || !droppedLinks.has(linkId(ref.repo, key)))
         : this.isReferenced(key);
@@ -45,26 +49,44 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
     return found;
   }
 
-  removeUnreferencedBlobs(digests: readonly string[], before: number): Promise<UnreferencedBlob[]> {
+  markBlobsDeleting(digests: readonly string[], cutoff: BlobCutoff, until: number): Promise<UnreferencedBlob[]> {
     return this.env.transaction(() => {
-      const removed: UnreferencedBlob[] = [];
+      const marked: UnreferencedBlob[] = [];
       for (const digest of digests) {
         const value = this.blobs.get(digest);
-        if (value === undefined || !isOlder(value, before) || this.isReferenced(digest)) continue;
-        this.blobs.removeSync(digest);
-        removed.push({ digest, size: value.size });
+        if (value === undefined) continue;
+        // A mark left by a run that did not finish is renewed: its bytes may be half gone.
+        const again = value.state === 'deleting';
+        if (!again && (!isCollectable(value, cutoff) || this.isReferenced(digest))) continue;
+        this.blobs.putSync(digest, { ...value, state: 'deleting', until });
+        marked.push({ digest, size: value.size });
       }
-      return removed;
+      return marked;
     });
   }
 
-  removeContentOfUnrecorded(digests: readonly string[], remove: (digest: string) => number): Promise<number> {
-    // No write of its own: the transaction is there for its lock, which orders the removal
-    // against every commit that could record one of these blobs again.
+  claimOrphans(files: readonly ContentItem[], until: number): Promise<ContentItem[]> {
     return this.env.transaction(() => {
-      let bytes = 0;
-      for (const digest of digests) if (this.blobs.get(digest) === undefined) bytes += remove(digest);
-      return bytes;
+      const claimed: ContentItem[] = [];
+      for (const { digest, size } of files) {
+        // A record of any state means someone owns the bytes: a writer (pending) or GC.
+        if (this.blobs.get(digest) !== undefined) continue;
+        this.blobs.putSync(digest, { size, touchedAt: 0, state: 'deleting', until });
+        claimed.push({ digest, size });
+      }
+      return claimed;
+    });
+  }
+
+  forgetDeletedBlobs(digests: readonly string[]): Promise<number> {
+    return this.env.transaction(() => {
+      let forgotten = 0;
+      for (const digest of digests) {
+        if (this.blobs.get(digest)?.state !== 'deleting') continue;
+        this.blobs.removeSync(digest);
+        forgotten++;
+      }
+      return forgotten;
     });
   }
 
@@ -105,4 +127,9 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
     if (this.listedInRepository(record.digest, repo)) return false;
     return record.subject === undefined || this.manifests.get([repo, record.subject]) === undefined;
   }
+}
+
+/** Old enough to collect: a live record older than `before`, a pending one (a writer that never finished) older than `pendingBefore`. */
+function isCollectable(value: StoredBlob, cutoff: BlobCutoff): boolean {
+  return isOlder(value, value.state === 'pending' ? Math.min(cutoff.before, cutoff.pendingBefore) : cutoff.before);
 }

@@ -24,6 +24,7 @@
 // file in a later one that checks again that no record exists, so the index never keeps
 // a record whose file is gone.
 
+import { randomInt } from 'node:crypto';
 import { open, type Database } from 'lmdb';
 import type {
   AdoptableIndex,
@@ -31,7 +32,9 @@ import type {
   AdoptionRecord,
   AuditableIndex,
   BlobRecord,
+  ContentItem,
   ImportBatch,
+  Reservation,
   IndexEntry,
   IndexRepair,
   IndexTable,
@@ -45,25 +48,15 @@ import type {
 import type { IndexStats } from '../storage.js';
 import { guardFailedCommits } from './commit-guard.js';
 import { LmdbCollectable } from './lmdb-collectable.js';
-import { HIGH, publicRecord, type ContentProbe } from './tables.js';
-
-export type { ContentProbe } from './tables.js';
-
-export interface IndexOptions {
-  /**
-   * Checks a blob's file before a commit (re)creates its record (see the header). Without
-   * it nothing is checked: fine for tools that run with no GC beside them.
-   */
-  contentPresent?: ContentProbe;
-}
+import { HIGH, isLive, publicRecord } from './tables.js';
 
 export class LmdbIndex extends LmdbCollectable implements RegistryIndex, AuditableIndex, AdoptableIndex {
-  static async open(path: string, options: IndexOptions = {}): Promise<LmdbIndex> {
+  static async open(path: string): Promise<LmdbIndex> {
     // overlappingSync off: a commit's promise then resolves after its fsync, which is what
     // lets the API acknowledge a change only once it survives a crash.
     guardFailedCommits();
     const env = open({ path, overlappingSync: false, maxDbs: 16 });
-    return new LmdbIndex(env, options.contentPresent);
+    return new LmdbIndex(env);
   }
 
   // Blobs.
@@ -79,9 +72,36 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
     return this.env.transaction(() => {
       const record = this.blobs.get(digest);
-      if (record === undefined || (from !== undefined && this.links.get([from, digest]) === undefined)) return undefined;
+      if (!isLive(record) || (from !== undefined && this.links.get([from, digest]) === undefined)) return undefined;
       this.link(repo, digest, record.size);
       return publicRecord(record);
+    });
+  }
+
+  reserveContent(items: readonly ContentItem[]): Promise<Reservation> {
+    return this.env.transaction(() => {
+      const now = Date.now();
+      const deleting: string[] = [];
+      const held = new Map<string, number>();
+      for (const { digest, size } of items) {
+        const stored = this.blobs.get(digest);
+        // A mark whose window passed is taken over: its GC run removes nothing more.
+        if (stored?.state === 'deleting' && (stored.until ?? 0) > now) {
+          deleting.push(digest);
+          continue;
+        }
+        if (stored !== undefined && stored.state !== 'deleting') {
+          // Live or pending: the bytes are there or on their way under this incarnation.
+          const incarnation = stored.incarnation ?? 0;
+          this.blobs.putSync(digest, { ...stored, touchedAt: now });
+          held.set(digest, incarnation);
+          continue;
+        }
+        const incarnation = randomInt(1, 2 ** 47);
+        this.blobs.putSync(digest, { size, touchedAt: now, state: 'pending', incarnation });
+        held.set(digest, incarnation);
+      }
+      return { deleting, held };
     });
   }
 
@@ -98,17 +118,17 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     });
   }
 
-  commitUpload(uploadId: string, repo: string, digest: string, size: number): Promise<void> {
+  commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
     return this.env.transaction(() => {
-      this.requireContent(digest, size);
+      this.requireContent(digest, reservation);
       this.link(repo, digest, size);
       this.uploads.removeSync(uploadId);
     });
   }
 
-  commitUploadUnlinked(uploadId: string, digest: string, size: number): Promise<void> {
+  commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
     return this.env.transaction(() => {
-      this.requireContent(digest, size);
+      this.requireContent(digest, reservation);
       this.touchBlob(digest, size);
       this.uploads.removeSync(uploadId);
     });
@@ -120,21 +140,27 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   // Manifests and tags.
 
-  putManifest(repo: string, record: ManifestRecord, tags: string | readonly string[] = [], options: PutManifestOptions = {}): Promise<PutManifestResult> {
+  putManifest(
+    repo: string,
+    record: ManifestRecord,
+    tags: string | readonly string[] = [],
+    options: PutManifestOptions = {},
+    reservation?: Reservation,
+  ): Promise<PutManifestResult> {
     return this.env.transaction((): PutManifestResult => {
       if (!options.sparse) {
         const missingBlobs = record.blobs.filter((d) => this.links.get([repo, d]) === undefined);
         const missingManifests = record.manifests.filter((d) => this.manifests.get([repo, d]) === undefined);
         if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
       }
-      if (this.manifests.get([repo, record.digest]) === undefined) this.requireContent(record.digest, record.size);
+      if (this.manifests.get([repo, record.digest]) === undefined) this.requireContent(record.digest, reservation);
       this.storeManifest(repo, record);
       for (const tag of typeof tags === 'string' ? [tags] : tags) this.pointTag(repo, tag, record.digest);
       return { ok: true };
     });
   }
 
-  commitImport(batches: ImportBatch[]): Promise<PutManifestResult> {
+  commitImport(batches: ImportBatch[], reservation?: Reservation): Promise<PutManifestResult> {
     return this.env.transaction((): PutManifestResult => {
       // Every check runs before the first write, so a refusal writes nothing.
       const missingBlobs: string[] = [];
@@ -142,7 +168,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
       for (const { repo, blobs, manifests } of batches) {
         const linked = new Set(blobs.map((blob) => blob.digest));
         const stored = new Set<string>();
-        for (const { digest } of blobs) if (this.blobs.get(digest) === undefined) missingBlobs.push(digest);
+        for (const { digest } of blobs) if (!isLive(this.blobs.get(digest))) missingBlobs.push(digest);
         for (const { record } of manifests) {
           for (const d of record.blobs) if (!linked.has(d) && this.links.get([repo, d]) === undefined) missingBlobs.push(d);
           for (const d of record.manifests) if (!stored.has(d) && this.manifests.get([repo, d]) === undefined) missingManifests.push(d);
@@ -152,7 +178,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
       if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
       for (const { repo, manifests } of batches) {
         for (const { record } of manifests) {
-          if (this.manifests.get([repo, record.digest]) === undefined) this.requireContent(record.digest, record.size);
+          if (this.manifests.get([repo, record.digest]) === undefined) this.requireContent(record.digest, reservation);
         }
       }
       for (const { repo, blobs, manifests } of batches) {

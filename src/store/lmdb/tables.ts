@@ -29,7 +29,7 @@
 
 import type { Database, RootDatabase } from 'lmdb';
 import { ContentMissingError } from '../registry-index.js';
-import type { BlobRecord, IndexTable, ManifestRecord, Reference, UploadSession } from '../registry-index.js';
+import type { BlobRecord, IndexTable, ManifestRecord, Reference, Reservation, UploadSession } from '../registry-index.js';
 
 export type RepoKey = [string, string];
 export type TripleKey = [string, string, string];
@@ -38,11 +38,17 @@ export type RefKey = [string, string, Reference['kind'], string];
 /** Sorts after every tag, digest and name the API accepts (all are ASCII). */
 export const HIGH = '\uffff';
 
-/** Whether the blob store holds `digest` with `size` bytes; synchronous, since it runs inside a write transaction. */
-export type ContentProbe = (digest: string, size: number) => boolean;
+/**
+ * A blob record or link as stored: BlobRecord plus the GC timestamp, and for blob records
+ * the state of the GC protocol (registry-index.ts): none is live; 'pending' reserved by a
+ * writer; 'deleting' marked by GC, whose bytes may be removed until `until`.
+ */
+export type StoredBlob = BlobRecord & { touchedAt?: number; state?: 'pending' | 'deleting'; until?: number; incarnation?: number };
 
-/** A blob record or link as stored: BlobRecord plus the GC timestamp. */
-export type StoredBlob = BlobRecord & { touchedAt?: number };
+/** A record whose bytes are in the blob store: the only kind that is linked, mounted or served. */
+export function isLive(stored: StoredBlob | undefined): stored is StoredBlob {
+  return stored !== undefined && stored.state === undefined;
+}
 
 export abstract class LmdbTables {
   protected readonly repos: Database<{ createdAt: number }, string>;
@@ -55,10 +61,7 @@ export abstract class LmdbTables {
   protected readonly refs: Database<true, RefKey>;
   protected readonly uploads: Database<UploadSession, string>;
 
-  protected constructor(
-    protected readonly env: RootDatabase,
-    protected readonly contentPresent?: ContentProbe,
-  ) {
+  protected constructor(protected readonly env: RootDatabase) {
     this.repos = env.openDB({ name: 'repos' });
     this.blobs = env.openDB({ name: 'blobs' });
     this.links = env.openDB({ name: 'links' });
@@ -78,20 +81,24 @@ export abstract class LmdbTables {
     this.refs.putSync([digest, repo, 'link', ''], true);
   }
 
-  /** Records the blob, or dates its existing record afresh (its size stays as first recorded). */
+  /** Records the blob as live, or dates its existing record afresh (its size stays as first recorded). */
   protected touchBlob(digest: string, size: number): void {
     const existing = this.blobs.get(digest);
-    const stored: StoredBlob = { size: existing?.size ?? size, touchedAt: Date.now() };
+    const incarnation = existing?.incarnation;
+    const stored: StoredBlob = { size: existing?.size ?? size, touchedAt: Date.now(), ...(incarnation !== undefined ? { incarnation } : {}) };
     this.blobs.putSync(digest, stored);
   }
 
   /**
-   * Before a commit that may create the record of content just placed: if GC removed the
-   * record, its file may be gone too (see the header). Throws before anything is written.
+   * Before a commit records content its caller placed: the caller's reservation must still
+   * stand (pending, or live). A record GC marked or removed since means the bytes may be
+   * gone: throws before anything is written, and the caller starts again (registry-index.ts).
    */
-  protected requireContent(digest: string, size: number): void {
-    if (this.contentPresent === undefined || this.blobs.get(digest) !== undefined) return;
-    if (!this.contentPresent(digest, size)) throw new ContentMissingError(digest);
+  protected requireContent(digest: string, reservation: Reservation | undefined): void {
+    const stored = this.blobs.get(digest);
+    if (stored === undefined || stored.state === 'deleting') throw new ContentMissingError(digest);
+    const held = reservation?.held.get(digest);
+    if (held !== undefined && held !== (stored.incarnation ?? 0)) throw new ContentMissingError(digest);
   }
 
   protected ensureRepo(repo: string): void {
@@ -176,5 +183,5 @@ export function isOlder(value: StoredBlob, before: number): boolean {
 
 /** The record as the RegistryIndex API shows it: GC's timestamp stays inside the index. */
 export function publicRecord(stored: StoredBlob | undefined): BlobRecord | undefined {
-  return stored === undefined ? undefined : { size: stored.size };
+  return isLive(stored) ? { size: stored.size } : undefined;
 }

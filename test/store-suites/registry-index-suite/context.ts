@@ -1,18 +1,12 @@
 // What every part of the registry-index suite shares: the factory's shape, a fresh index per
-// test, a content probe the suite controls, and helpers that build records. Interfaces and
-// types only: no backend is imported here.
+// test, the index as writers use it (reserving content before recording it), and helpers
+// that build records. Interfaces and types only: no backend is imported here.
 
-import { afterEach, beforeEach, it } from 'vitest';
-import type { CollectableIndex, ManifestRecord, Reference, RegistryIndex } from '../../../src/store/registry-index.js';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import type { BlobCutoff, CollectableIndex, ContentItem, ManifestRecord, Reference, RegistryIndex, Reservation, UnreferencedBlob } from '../../../src/store/registry-index.js';
 
 /** What the suite drives: the index API and GC's queries on it. */
 export type SuiteIndex = RegistryIndex & CollectableIndex;
-
-/**
- * Whether the blob store holds `digest` with `size` bytes, as the index asks before a commit
- * (re)creates a blob record. The suite decides the answer, to reach ContentMissingError.
- */
-export type ContentProbe = (digest: string, size: number) => boolean;
 
 export interface OpenedIndex {
   index: SuiteIndex;
@@ -20,12 +14,12 @@ export interface OpenedIndex {
   dispose(): Promise<void>;
 }
 
-/** Creates an empty index of its own, asking `contentPresent` before recording content. */
-export type RegistryIndexFactory = (contentPresent: ContentProbe) => Promise<OpenedIndex>;
+/** Creates an empty index of its own. */
+export type RegistryIndexFactory = () => Promise<OpenedIndex>;
 
 /**
- * Closes `opened.index` and opens the same store again (same probe); the new handle replaces
- * the old one, whose dispose must then not be called.
+ * Closes `opened.index` and opens the same store again; the new handle replaces the old one,
+ * whose dispose must then not be called.
  */
 export type RegistryIndexReopen = (opened: OpenedIndex) => Promise<OpenedIndex>;
 
@@ -35,13 +29,16 @@ export interface RegistryIndexSuiteOptions {
 }
 
 export interface SuiteContext {
+  /**
+   * The index as every writer in src uses it: commitUpload, commitUploadUnlinked, putManifest
+   * and commitImport called without a reservation reserve their content first
+   * (store/place-then-record.ts's first step), so tests about other things need not.
+   */
   readonly index: SuiteIndex;
+  /** The index itself, for the tests of the reservation protocol. */
+  readonly raw: SuiteIndex;
   /** Closes the index and opens the same store again. */
   reopen(): Promise<SuiteIndex>;
-  /** Digests the probe reports as absent (GC removed the file); cleared before each test. */
-  readonly absent: Set<string>;
-  /** Every question the probe was asked in this test. */
-  readonly probed: [digest: string, size: number][];
   test(name: string, body: () => Promise<void>): void;
 }
 
@@ -51,16 +48,8 @@ export function useRegistryIndex(
   options: RegistryIndexSuiteOptions,
 ): SuiteContext {
   let opened: OpenedIndex | undefined;
-  const absent = new Set<string>();
-  const probed: [string, number][] = [];
-  const probe: ContentProbe = (digest, size) => {
-    probed.push([digest, size]);
-    return !absent.has(digest);
-  };
   beforeEach(async () => {
-    absent.clear();
-    probed.length = 0;
-    opened = await factory(probe);
+    opened = await factory();
   });
   afterEach(async () => {
     await opened?.dispose();
@@ -69,6 +58,10 @@ export function useRegistryIndex(
   const known = new Set(options.knownFailures ?? []);
   return {
     get index() {
+      if (!opened) throw new Error('no index outside a test');
+      return reserving(opened.index);
+    },
+    get raw() {
       if (!opened) throw new Error('no index outside a test');
       return opened.index;
     },
@@ -79,12 +72,41 @@ export function useRegistryIndex(
       opened = await reopen(current);
       return opened.index;
     },
-    absent,
-    probed,
     test(name, body) {
       (known.has(name) ? it.fails : it)(name, body);
     },
   };
+}
+
+/** Reserves `items` and fails the test if GC holds any of them. */
+export async function reserve(index: SuiteIndex, items: readonly ContentItem[]): Promise<Reservation> {
+  const reservation = await index.reserveContent(items);
+  if (reservation.deleting.length > 0) throw new Error(`reserved while GC deletes ${reservation.deleting.join(', ')}`);
+  return reservation;
+}
+
+function reserving(index: SuiteIndex): SuiteIndex {
+  const withReservation = {
+    commitUpload: async (id: string, repo: string, digest: string, size: number, r?: Reservation) =>
+      index.commitUpload(id, repo, digest, size, r ?? (await reserve(index, [{ digest, size }]))),
+    commitUploadUnlinked: async (id: string, digest: string, size: number, r?: Reservation) =>
+      index.commitUploadUnlinked(id, digest, size, r ?? (await reserve(index, [{ digest, size }]))),
+    putManifest: async (...args: Parameters<SuiteIndex['putManifest']>) => {
+      const [repo, record, tags, options, r] = args;
+      return index.putManifest(repo, record, tags, options, r ?? (await reserve(index, [{ digest: record.digest, size: record.size }])));
+    },
+    commitImport: async (batches: Parameters<SuiteIndex['commitImport']>[0], r?: Reservation) => {
+      const manifests = batches.flatMap((batch) => batch.manifests.map(({ record }) => ({ digest: record.digest, size: record.size })));
+      return index.commitImport(batches, r ?? (await reserve(index, manifests)));
+    },
+  };
+  return new Proxy(index, {
+    get(target, property) {
+      if (Object.hasOwn(withReservation, property)) return withReservation[property as keyof typeof withReservation];
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 /** A digest made of one repeated character (the index never hashes). */
@@ -117,6 +139,16 @@ export function sortedPairs(pairs: readonly (readonly [string, string])[]): [str
 
 /** A GC `before` that makes everything written so far old. */
 export const FUTURE = (): number => Date.now() + 3_600_000;
+
+/** GC's cutoff with one age for live and pending records. */
+export const cutoff = (before: number): BlobCutoff => ({ before, pendingBefore: before });
+
+/** GC's removal of blob records as gc/collector.ts runs it: mark, (remove the bytes), forget; the ones removed. */
+export async function collectBlobs(index: SuiteIndex, digests: readonly string[], at: BlobCutoff): Promise<UnreferencedBlob[]> {
+  const marked = await index.markBlobsDeleting(digests, at, Date.now() + 60_000);
+  expect(await index.forgetDeletedBlobs(marked.map((blob) => blob.digest))).toBe(marked.length);
+  return marked;
+}
 
 /** Resolves once the clock has moved past `t`, so that what is written next is newer than `t`. */
 export async function clockPast(t: number): Promise<void> {

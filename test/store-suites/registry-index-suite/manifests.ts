@@ -3,7 +3,7 @@
 
 import { describe, expect } from 'vitest';
 import { ContentMissingError } from '../../../src/store/registry-index.js';
-import { d, imageIndex, manifest, sortedRefs, type SuiteContext } from './context.js';
+import { collectBlobs, cutoff, d, FUTURE, imageIndex, manifest, reserve, sortedRefs, type SuiteContext } from './context.js';
 
 export function manifestTests(ctx: SuiteContext): void {
   describe('putManifest', () => {
@@ -76,18 +76,20 @@ export function manifestTests(ctx: SuiteContext): void {
       expect(await ctx.index.referencesTo(d('c'))).toEqual([{ repo: 'r', kind: 'manifest', from: d('m') }]);
     });
 
-    ctx.test('a new manifest whose bytes are gone throws ContentMissingError and writes nothing', async () => {
-      ctx.absent.add(d('m'));
-      const put = ctx.index.putManifest('r', manifest(d('m')), ['v1', 'v2']);
+    ctx.test('a new manifest whose record GC took away after the reservation throws ContentMissingError and writes nothing', async () => {
+      await expect(ctx.raw.putManifest('r', manifest(d('m')), ['v1'])).rejects.toMatchObject({ code: 'CONTENT_MISSING' });
+      const reservation = await reserve(ctx.raw, [{ digest: d('m'), size: 500 }]);
+      await collectBlobs(ctx.raw, [d('m')], cutoff(FUTURE()));
+      const put = ctx.raw.putManifest('r', manifest(d('m')), ['v1', 'v2'], {}, reservation);
       await expect(put).rejects.toBeInstanceOf(ContentMissingError);
       await expect(put).rejects.toMatchObject({ digest: d('m') });
       expect(await ctx.index.getManifest('r', d('m'))).toBeUndefined();
       expect(await ctx.index.resolveTag('r', 'v1')).toBeUndefined();
       expect(await ctx.index.getBlob(d('m'))).toBeUndefined();
       expect(await ctx.index.repositoryExists('r')).toBe(false);
-      ctx.absent.delete(d('m'));
-      expect(await ctx.index.putManifest('r', manifest(d('m')), ['v1', 'v2'])).toEqual({ ok: true });
-      expect(ctx.probed).toContainEqual([d('m'), 500]);
+      const again = await reserve(ctx.raw, [{ digest: d('m'), size: 500 }]);
+      expect(await ctx.raw.putManifest('r', manifest(d('m')), ['v1', 'v2'], {}, again)).toEqual({ ok: true });
+      expect(await ctx.index.getBlob(d('m'))).toEqual({ size: 500 });
     });
   });
 

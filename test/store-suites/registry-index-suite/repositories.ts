@@ -3,7 +3,7 @@
 
 import { describe, expect } from 'vitest';
 import { ContentMissingError, type UploadSession } from '../../../src/store/registry-index.js';
-import { d, imageIndex, manifest, sortedRefs, type SuiteContext } from './context.js';
+import { cutoff, d, FUTURE, imageIndex, manifest, reserve, sortedRefs, type SuiteContext } from './context.js';
 
 export function repositoryTests(ctx: SuiteContext): void {
   describe('repositories', () => {
@@ -91,14 +91,15 @@ export function repositoryTests(ctx: SuiteContext): void {
       ]);
     });
 
-    ctx.test('an import whose manifest bytes are gone throws ContentMissingError and writes nothing', async () => {
+    ctx.test('an import whose manifest record GC took away after the reservation throws ContentMissingError and writes nothing', async () => {
       await ctx.index.commitUploadUnlinked('u1', d('c'), 5);
-      ctx.absent.add(d('m'));
       const batch = { repo: 'r', blobs: [{ digest: d('c'), size: 5 }], manifests: [{ record: manifest(d('m'), { blobs: [d('c')] }), tags: ['v1'] }] };
-      await expect(ctx.index.commitImport([batch])).rejects.toBeInstanceOf(ContentMissingError);
+      const reservation = await reserve(ctx.raw, [{ digest: d('m'), size: 500 }]);
+      await ctx.raw.markBlobsDeleting([d('m')], cutoff(FUTURE()), Date.now() + 60_000);
+      await expect(ctx.raw.commitImport([batch], reservation)).rejects.toBeInstanceOf(ContentMissingError);
       expect(await ctx.index.repositoryExists('r')).toBe(false);
       expect(await ctx.index.getLinkedBlob('r', d('c'))).toBeUndefined();
-      ctx.absent.delete(d('m'));
+      await ctx.raw.forgetDeletedBlobs([d('m')]);
       expect(await ctx.index.commitImport([batch])).toEqual({ ok: true });
       expect(await ctx.index.resolveTag('r', 'v1')).toBe(d('m'));
     });
