@@ -4,7 +4,7 @@
 
 import { describe, expect } from 'vitest';
 import { linkId } from '../../../src/store/registry-index.js';
-import { clockPast, collectBlobs, cutoff, d, FUTURE, imageIndex, manifest, sortedPairs, type SuiteContext } from './context.js';
+import { clockPast, collectBlobs, cutoff, d, FUTURE, imageIndex, manifest, reserve, sortedPairs, type SuiteContext } from './context.js';
 
 export function gcTests(ctx: SuiteContext): void {
   const byDigest = <T extends { digest: string }>(list: readonly T[]) => [...list].sort((a, b) => (a.digest < b.digest ? -1 : 1));
@@ -87,6 +87,35 @@ export function gcTests(ctx: SuiteContext): void {
       expect(await ctx.index.hasBlobRecord(d('c'))).toBe(false);
       expect(await ctx.index.hasBlobRecord(d('a'))).toBe(true);
       expect(await ctx.index.hasBlobRecord(d('b'))).toBe(true);
+    });
+    ctx.test('collects a writer\'s pending reservation only past pendingBefore, and finds marks an unfinished run left', async () => {
+      await reserve(ctx.raw, [{ digest: d('p'), size: 3 }]); // a writer that never finished
+      await ctx.index.commitUploadUnlinked('u1', d('l'), 4); // live, unreferenced
+      const live = { before: FUTURE(), pendingBefore: Date.now() - 60_000 };
+      expect(byDigest(await ctx.index.unreferencedBlobs(live))).toEqual([{ digest: d('l'), size: 4 }]);
+      expect((await ctx.index.markBlobsDeleting([d('p'), d('l')], live, Date.now() + 60_000)).map((b) => b.digest)).toEqual([d('l')]);
+      // The run stopped before forgetting: the next run's snapshot names the mark whatever its cutoff.
+      expect(await ctx.index.unreferencedBlobs(cutoff(0))).toEqual([{ digest: d('l'), size: 4 }]);
+      expect(await ctx.index.markBlobsDeleting([d('l')], cutoff(0), Date.now() + 60_000)).toEqual([{ digest: d('l'), size: 4 }]);
+      expect(await ctx.index.hasBlobRecord(d('p'))).toBe(true);
+      expect(byDigest(await ctx.index.markBlobsDeleting([d('p')], cutoff(FUTURE()), Date.now() + 60_000))).toEqual([{ digest: d('p'), size: 3 }]);
+      expect(await ctx.index.forgetDeletedBlobs([d('p'), d('l'), d('z')])).toBe(2);
+      expect(await ctx.index.hasBlobRecord(d('p'))).toBe(false);
+    });
+
+    ctx.test('claims only orphan files no record names, and forgets only what is still marked', async () => {
+      await ctx.index.linkBlob('r', d('a'), 1); // recorded: not an orphan
+      await reserve(ctx.raw, [{ digest: d('b'), size: 2 }]); // a writer placing it: not an orphan
+      const until = Date.now() + 60_000;
+      const claimed = await ctx.index.claimOrphans([{ digest: d('a'), size: 1 }, { digest: d('b'), size: 2 }, { digest: d('c'), size: 3 }], until);
+      expect(claimed).toEqual([{ digest: d('c'), size: 3 }]);
+      // While claimed, a writer reserves nothing for it: it waits for the removal.
+      expect((await ctx.raw.reserveContent([{ digest: d('c'), size: 3 }])).deleting).toEqual([d('c')]);
+      expect(await ctx.index.getBlob(d('c'))).toBeUndefined();
+      expect(await ctx.index.forgetDeletedBlobs([d('a'), d('b'), d('c')])).toBe(1);
+      expect(await ctx.index.getLinkedBlob('r', d('a'))).toEqual({ size: 1 });
+      expect(await ctx.index.hasBlobRecord(d('b'))).toBe(true);
+      expect(await ctx.index.hasBlobRecord(d('c'))).toBe(false);
     });
   });
 
