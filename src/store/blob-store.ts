@@ -92,3 +92,16 @@ export interface CollectableBlobStore {
   uploadActivity(repo: string, id: string): Promise<number | undefined>;
   removeUpload(repo: string, id: string): Promise<void>;
 }
+
+/** What fsck (tools/fsck/) needs of the blob store beyond BlobStore and CollectableBlobStore. */
+export interface CheckableBlobStore {
+  /** Leftovers of interrupted writes (temp files), by where they are. */
+  strayFiles(): AsyncIterable<string>;
+  removeStray(where: string): Promise<void>;
+  /** Where an upload's files are, as a report names them (a directory, a key prefix). */
+  describeUpload(repo: string, id: string): string;
+  /** Whether the upload has any files at all. */
+  uploadExists(repo: string, id: string): Promise<boolean>;
+  /** Moves a blob whose bytes are wrong out of the blob tree, keeping them; where they went. */
+  quarantineBlob(digest: string): Promise<string>;
+}

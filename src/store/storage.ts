@@ -3,7 +3,7 @@
 // (readiness checks, capacity, who serves the storage). Nothing outside store/ learns more
 // about a backend than this: no path, no LMDB key, no SQL table.
 
-import type { BlobStore, CollectableBlobStore } from './blob-store.js';
+import type { BlobStore, CheckableBlobStore, CollectableBlobStore } from './blob-store.js';
 import type { StoragePaths } from './paths.js';
 import type { AdoptableIndex, AuditableIndex, CollectableIndex, RegistryIndex } from './registry-index.js';
 
@@ -35,7 +35,7 @@ export interface StorageCapacity {
 
 export interface Storage {
   readonly index: StorageIndex;
-  readonly blobs: BlobStore & CollectableBlobStore;
+  readonly blobs: BlobStore & CollectableBlobStore & CheckableBlobStore;
   /** The drivers and where they keep their data, for the start-up log line. */
   readonly description: Record<string, string>;
   /** Readiness of each dependency (/readyz). */

@@ -323,6 +323,25 @@ describe('fsck finds and repairs each kind of damage', () => {
   });
 });
 
+describe('records of the GC protocol', () => {
+  it('a reservation a writer never finished, and a mark a GC run left, are not damage', async () => {
+    const f = await populate();
+    const index = await LmdbIndex.open(f.paths.indexFile());
+    try {
+      await index.reserveContent([{ digest: ZERO, size: 5 }]); // pending, with no bytes
+      expect(await index.unlinkBlob(REPO, f.loose)).toBe(true);
+      const marked = await index.markBlobsDeleting([f.loose], { before: Date.now() + 60_000, pendingBefore: 0 }, Date.now() + 60_000);
+      expect(marked.map((blob) => blob.digest)).toEqual([f.loose]);
+    } finally {
+      await index.close();
+    }
+    const report = await runFsck({ root: f.root });
+    expect(report.issues).toEqual([]);
+    expect(report.clean).toBe(true);
+    expect(report.garbage.orphanBlobFiles).toBe(1); // the marked blob's bytes, GC's to remove
+  });
+});
+
 describe('the fsck command', () => {
   it('exits 0 when clean and 1 on damage, prints JSON with --json, and repairs only without a live server', async () => {
     const f = await populate();

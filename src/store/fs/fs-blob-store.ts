@@ -1,24 +1,19 @@
 // The blob store on a local filesystem, in Distribution's layout (see paths.ts).
 
 import { createReadStream } from 'node:fs';
-import { link, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { isDigestAlgorithm, type DigestAlgorithm } from '../../oci/digest.js';
-import { isRepositoryName } from '../../oci/names.js';
+import type { DigestAlgorithm } from '../../oci/digest.js';
 import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from '../blob-store.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
-import { isUploadId, StoragePaths } from '../paths.js';
+import { isUploadId } from '../paths.js';
+import { FsBlobTree } from './fs-blob-tree.js';
 
 /** Large reads keep syscalls per gigabyte low when streaming blobs to clients. */
 const READ_CHUNK = 1024 * 1024;
 
-export class FsBlobStore implements BlobStore {
-  readonly paths: StoragePaths;
-
-  constructor(root: string) {
-    this.paths = new StoragePaths(root);
-  }
+export class FsBlobStore extends FsBlobTree implements BlobStore {
 
   openBlob(digest: string, range?: ByteRange): Readable {
     return createReadStream(this.paths.blobData(digest), {
@@ -175,89 +170,7 @@ export class FsBlobStore implements BlobStore {
   // ---- garbage collection (gc/collector.ts) ----
 
   /** Whether the blob's file is there with `size` bytes. Synchronous: LmdbIndex calls it inside a write transaction. */
-  /**
-   * Deletes a blob's file and its directory; the bytes it held (undefined if it was gone).
-   * GC calls it only for digests it marked deleting (registry-index.ts), so no writer is
-   * placing these bytes meanwhile.
-   */
-  async removeBlob(digest: string): Promise<number | undefined> {
-    const file = this.paths.blobData(digest);
-    let size: number | undefined;
-    try {
-      size = (await stat(file)).size;
-      await unlink(file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      size = undefined;
-    }
-    // Only if empty: a writer's temp file in it keeps it (and writers recreate it if it went).
-    await rmdir(path.dirname(file)).catch(() => undefined);
-    return size;
-  }
 
-  /** Every blob file under the blob tree, with its size and modification time. */
-  async *blobFiles(): AsyncGenerator<{ digest: string; size: number; mtimeMs: number }> {
-    for (const algorithm of await listDir(this.paths.blobsDir())) {
-      if (!isDigestAlgorithm(algorithm)) continue;
-      const algorithmDir = path.join(this.paths.blobsDir(), algorithm);
-      for (const prefix of await listDir(algorithmDir)) {
-        for (const hex of await listDir(path.join(algorithmDir, prefix))) {
-          const digest = `${algorithm}:${hex}`;
-          let file: string;
-          try {
-            file = this.paths.blobData(digest);
-          } catch {
-            continue; // not a digest: fsck's business
-          }
-          if (path.basename(path.dirname(path.dirname(file))) !== prefix) continue;
-          const info = await stat(file).catch(() => undefined);
-          if (info?.isFile()) yield { digest, size: info.size, mtimeMs: info.mtimeMs };
-        }
-      }
-    }
-  }
-
-  /** When the upload last received bytes (its data file's mtime); undefined if its data is gone. */
-  async uploadActivity(repo: string, id: string): Promise<number | undefined> {
-    const info = await stat(this.paths.uploadData(repo, id)).catch(() => undefined);
-    return info?.mtimeMs;
-  }
-
-  /**
-   * Every upload directory (`<repo>/_uploads/<id>`) with the latest mtime of the directory and
-   * its data file. Other `_` directories (Distribution's link files) are not entered.
-   */
-  async *uploadDirectories(): AsyncGenerator<{ repo: string; id: string; mtimeMs: number }> {
-    const walk = async function* (self: FsBlobStore, dir: string, names: string[]): AsyncGenerator<{ repo: string; id: string; mtimeMs: number }> {
-      for (const entry of await listDir(dir)) {
-        if (entry === '_uploads') {
-          const repo = names.join('/');
-          if (!isRepositoryName(repo)) continue;
-          for (const id of await listDir(path.join(dir, entry))) {
-            if (!isUploadId(id)) continue;
-            const times = await Promise.all(
-              [self.paths.uploadDir(repo, id), self.paths.uploadData(repo, id)].map((p) => stat(p).then((i) => i.mtimeMs, () => 0)),
-            );
-            yield { repo, id, mtimeMs: Math.max(...times) };
-          }
-        } else if (!entry.startsWith('_')) {
-          yield* walk(self, path.join(dir, entry), [...names, entry]);
-        }
-      }
-    };
-    yield* walk(this, this.paths.repositoriesDir(), []);
-  }
-}
-
-/** Directory entries, or none if the directory does not exist (or is not one). */
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw error;
-  }
 }
 
 /**

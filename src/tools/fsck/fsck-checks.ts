@@ -4,11 +4,10 @@
 // keys it keeps, so that the checks after it treat what it removes as gone. Every check
 // reports through `findings` (fsck-findings.ts), which makes each repair once.
 
-import type { StoragePaths } from '../../store/paths.js';
 import type { RegistryIndex } from '../../store/registry-index.js';
 import { keyOf, type Findings } from './fsck-findings.js';
 import type { FsckReport } from './fsck-report.js';
-import { exists, uploadDirs, type FsckSnapshot } from './fsck-snapshot.js';
+import type { FsckBlobStore, FsckSnapshot } from './fsck-snapshot.js';
 
 export function checkBlobs(snapshot: FsckSnapshot, findings: Findings, garbage: FsckReport['garbage']): void {
   for (const [digest, file] of snapshot.files) {
@@ -156,19 +155,22 @@ export function checkRepos(snapshot: FsckSnapshot, findings: Findings, liveLinks
 export async function checkUploads(
   snapshot: FsckSnapshot,
   findings: Findings,
-  paths: StoragePaths,
+  blobs: FsckBlobStore,
   index: RegistryIndex,
   garbage: FsckReport['garbage'],
+  orphans: { repo: string; id: string }[],
 ): Promise<void> {
   for (const [id, session] of snapshot.uploads) {
-    if (await exists(paths.uploadDir(session.repo, id))) continue;
+    if (await blobs.uploadExists(session.repo, id)) continue;
     // A session that a live server completed or cancelled after the snapshot is not damage.
     if (!(await index.getUpload(id))) continue;
     findings.issue('upload-dir-missing', `upload ${id} of ${session.repo} has no directory`, { op: 'remove', table: 'uploads', key: id }, { repo: session.repo, uploadId: id });
   }
-  for (const { repo, id, dir } of await uploadDirs(paths)) {
+  for await (const { repo, id } of blobs.uploadDirectories()) {
     const session = snapshot.uploads.get(id) ?? (await index.getUpload(id));
-    if (session?.repo !== repo) garbage.orphanUploadDirs.push(dir);
+    if (session?.repo === repo) continue;
+    garbage.orphanUploadDirs.push(blobs.describeUpload(repo, id));
+    orphans.push({ repo, id });
   }
 }
 

@@ -1,18 +1,19 @@
-// What fsck checks: the index, read from one LMDB snapshot, then the blob files, walked and
+// What fsck checks: the index, read from one snapshot, then the blob store's blobs, listed and
 // hashed. Snapshot first, files second: what a live server writes meanwhile shows up as an
 // orphan file (garbage), never as a record without its file; only a concurrent GC's removals can.
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { access, readdir } from 'node:fs/promises';
-import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
 import { isRepositoryName } from '../../oci/names.js';
-import { isUploadId, type StoragePaths } from '../../store/paths.js';
+import type { BlobStore, CheckableBlobStore, CollectableBlobStore } from '../../store/blob-store.js';
+import { isUploadId } from '../../store/paths.js';
 import type { AuditableIndex, IndexTable, ManifestRecord, UploadSession } from '../../store/registry-index.js';
 import { keyOf, type Findings } from './fsck-findings.js';
 import type { FsckReport } from './fsck-report.js';
+
+/** What fsck reads and repairs of the blob store: any backend's, through its interfaces. */
+export type FsckBlobStore = Pick<BlobStore, 'openBlob'> & Pick<CollectableBlobStore, 'blobFiles' | 'uploadDirectories' | 'removeUpload'> & CheckableBlobStore;
 
 const TABLES: readonly IndexTable[] = ['repos', 'blobs', 'links', 'manifests', 'tags', 'tagsOf', 'referrers', 'refs', 'uploads'];
 
@@ -53,8 +54,11 @@ export class FsckSnapshot {
         case 'blobs': {
           const size = (value as { size?: unknown })?.size;
           if (typeof key !== 'string' || !parseDigest(key) || !isSize(size)) return invalid();
-          this.blobs.set(key, { size });
           c.blobRecords++;
+          // A writer's reservation or GC's deletion mark: the bytes are in flight, and an
+          // unfinished one is GC's to finish (registry-index.ts), not damage.
+          if ((value as { state?: unknown }).state !== undefined) return;
+          this.blobs.set(key, { size });
           return;
         }
         case 'links': {
@@ -104,29 +108,17 @@ export class FsckSnapshot {
     });
   }
 
-  /** Hashes every file of the blob tree, `concurrency` at a time; temp files found go to `report.garbage`. */
-  async hashBlobFiles(paths: StoragePaths, concurrency: number, report: FsckReport): Promise<void> {
-    const queue: { digest: string; algorithm: DigestAlgorithm; file: string }[] = [];
-    for (const algorithm of await list(paths.blobsDir())) {
-      if (!isDigestAlgorithm(algorithm)) continue;
-      for (const prefix of await list(path.join(paths.blobsDir(), algorithm))) {
-        for (const hex of await list(path.join(paths.blobsDir(), algorithm, prefix))) {
-          const digest = parseDigest(`${algorithm}:${hex}`);
-          if (!digest || hex.slice(0, 2) !== prefix) continue;
-          const dir = paths.blobDir(digest.value);
-          for (const name of await list(dir)) {
-            if (name === 'data') queue.push({ digest: digest.value, algorithm, file: path.join(dir, name) });
-            else if (name.endsWith('.tmp')) report.garbage.tempFiles.push(path.join(dir, name));
-          }
-        }
-      }
-    }
+  /** Hashes every blob the store holds, `concurrency` at a time; leftovers of interrupted writes go to `report.garbage`. */
+  async hashBlobFiles(blobs: FsckBlobStore, concurrency: number, report: FsckReport): Promise<void> {
+    const queue: { digest: string; algorithm: DigestAlgorithm }[] = [];
+    for await (const { digest } of blobs.blobFiles()) queue.push({ digest, algorithm: parseDigest(digest)!.algorithm });
+    for await (const where of blobs.strayFiles()) report.garbage.tempFiles.push(where);
     const worker = async () => {
       for (let job = queue.shift(); job; job = queue.shift()) {
         const hash = createHash(job.algorithm);
         let size = 0;
         try {
-          await pipeline(createReadStream(job.file, { highWaterMark: 1024 * 1024 }), async function* (source: AsyncIterable<Buffer>) {
+          await pipeline(blobs.openBlob(job.digest), async function* (source: AsyncIterable<Buffer>) {
             for await (const chunk of source) {
               size += chunk.length;
               hash.update(chunk);
@@ -152,32 +144,6 @@ export class FsckSnapshot {
   }
 }
 
-/** Every <repositories>/<name>/_uploads/<id> directory. */
-export async function uploadDirs(paths: StoragePaths): Promise<{ repo: string; id: string; dir: string }[]> {
-  const found: { repo: string; id: string; dir: string }[] = [];
-  const walk = async (dir: string, name: string[]): Promise<void> => {
-    for (const entry of await list(dir)) {
-      const child = path.join(dir, entry);
-      if (entry === '_uploads') {
-        const repo = name.join('/');
-        if (!isRepositoryName(repo)) continue;
-        for (const id of await list(child)) if (isUploadId(id)) found.push({ repo, id, dir: path.join(child, id) });
-      } else if (name.length < 64) {
-        await walk(child, [...name, entry]);
-      }
-    }
-  };
-  await walk(paths.repositoriesDir(), []);
-  return found;
-}
-
-export async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 function isSize(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -188,14 +154,4 @@ function isManifestRecord(value: unknown): value is ManifestRecord {
     typeof r === 'object' && r !== null && typeof r.digest === 'string' && isSize(r.size) &&
     Array.isArray(r.blobs) && Array.isArray(r.manifests) && (r.subject === undefined || typeof r.subject === 'string')
   );
-}
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw error;
-  }
 }

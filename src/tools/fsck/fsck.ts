@@ -34,11 +34,9 @@
 // holds the checks, fsck-findings.ts collects what they find, fsck-report.ts is the report.
 // This file runs them in order and makes the repairs.
 
-import { mkdir, rename, rm } from 'node:fs/promises';
 import { DEFAULT_STORAGE, type StorageConfig } from '../../config/config.js';
 import { openStorage } from '../../store/open-storage.js';
-import type { StoragePaths } from '../../store/paths.js';
-import type { AuditableIndex, RegistryIndex } from '../../store/registry-index.js';
+import type { Storage } from '../../store/storage.js';
 import { checkBlobs, checkLinks, checkManifests, checkRepos, checkReverseEntries, checkTags, checkUploads } from './fsck-checks.js';
 import { Findings } from './fsck-findings.js';
 import type { FsckReport } from './fsck-report.js';
@@ -62,26 +60,24 @@ export async function runFsck(options: FsckOptions): Promise<FsckReport> {
   const repair = options.repair ?? false;
   const storage = await openStorage({ root: options.root, storage: options.storage ?? DEFAULT_STORAGE }, { mustExist: true });
   try {
-    const paths = storage.localLayout;
-    if (!paths) throw new FsckRefused('fsck reads the blob files of the filesystem driver; this storage has none');
+    const where = storage.description.root ?? options.root;
     if (repair) {
       const pid = await storage.liveServer();
       if (pid !== undefined) {
-        throw new FsckRefused(
-          `a server (pid ${pid}) is using ${paths.root}; stop it before fsck --repair (fsck without --repair may run beside it)`,
-        );
+        throw new FsckRefused(`a server (pid ${pid}) is using ${where}; stop it before fsck --repair (fsck without --repair may run beside it)`);
       }
     }
-    return await fsck(paths, storage.index, repair, options.concurrency ?? 2);
+    return await fsck(where, storage, repair, options.concurrency ?? 2);
   } finally {
     await storage.close();
   }
 }
 
-async function fsck(paths: StoragePaths, index: RegistryIndex & AuditableIndex, repair: boolean, concurrency: number): Promise<FsckReport> {
+async function fsck(root: string, storage: Storage, repair: boolean, concurrency: number): Promise<FsckReport> {
+  const { index, blobs } = storage;
   const findings = new Findings();
   const report: FsckReport = {
-    root: paths.root,
+    root,
     repair,
     checked: { blobFiles: 0, bytesHashed: 0, blobRecords: 0, repositories: 0, links: 0, manifests: 0, tags: 0, referrers: 0, refs: 0, uploads: 0 },
     issues: findings.issues,
@@ -92,32 +88,34 @@ async function fsck(paths: StoragePaths, index: RegistryIndex & AuditableIndex, 
   };
   const snapshot = new FsckSnapshot();
   await snapshot.readIndex(index, findings, report.checked);
-  await snapshot.hashBlobFiles(paths, concurrency, report);
+  await snapshot.hashBlobFiles(blobs, concurrency, report);
   checkBlobs(snapshot, findings, report.garbage);
   const liveLinks = checkLinks(snapshot, findings);
   const liveManifests = checkManifests(snapshot, findings, liveLinks);
   const liveTags = checkTags(snapshot, findings, liveManifests);
   checkReverseEntries(snapshot, findings, liveLinks, liveManifests, liveTags);
   checkRepos(snapshot, findings, liveLinks, liveManifests, liveTags);
-  await checkUploads(snapshot, findings, paths, index, report.garbage);
-  if (repair) await applyRepairs(paths, index, snapshot, findings, report);
+  const orphanUploads: { repo: string; id: string }[] = [];
+  await checkUploads(snapshot, findings, blobs, index, report.garbage, orphanUploads);
+  if (repair) await applyRepairs(storage, snapshot, findings, report, orphanUploads);
   for (const issue of findings.issues) issue.repaired = repair;
   report.clean = findings.issues.length === 0;
   return report;
 }
 
 /** Quarantines corrupt blobs, writes the index repairs in one transaction, removes the garbage fsck may remove. */
-async function applyRepairs(paths: StoragePaths, index: AuditableIndex, snapshot: FsckSnapshot, findings: Findings, report: FsckReport): Promise<void> {
+async function applyRepairs(
+  { index, blobs }: Storage,
+  snapshot: FsckSnapshot,
+  findings: Findings,
+  report: FsckReport,
+  orphanUploads: readonly { repo: string; id: string }[],
+): Promise<void> {
   for (const [digest, file] of snapshot.files) {
-    if (file.valid) continue;
-    await mkdir(paths.quarantineDir(), { recursive: true });
-    const target = paths.quarantinedBlob(digest, Date.now());
-    await rename(paths.blobData(digest), target);
-    await rm(paths.blobDir(digest), { recursive: true, force: true });
-    report.quarantined[digest] = target;
+    if (!file.valid) report.quarantined[digest] = await blobs.quarantineBlob(digest);
   }
   if (findings.repairs.length > 0) await index.applyRepairs(findings.repairs);
-  for (const dir of report.garbage.orphanUploadDirs) await rm(dir, { recursive: true, force: true });
-  for (const file of report.garbage.tempFiles) await rm(file, { force: true });
+  for (const { repo, id } of orphanUploads) await blobs.removeUpload(repo, id);
+  for (const where of report.garbage.tempFiles) await blobs.removeStray(where);
   report.garbage.removed = true;
 }
