@@ -21,6 +21,21 @@ export interface UploadDataWriter {
   close(): Promise<void>;
 }
 
+/**
+ * An upload's data, open for appending at its durable end. How the bytes reach storage, and
+ * in what parts, is the store's business (a file's positioned writes, an object store's
+ * parts and tail); sync() is its only promise of durability.
+ */
+export interface UploadAppender {
+  /** Where the next byte goes. */
+  readonly offset: number;
+  /** Appends after every byte appended before; `data` may be reused once this resolves. */
+  append(data: Buffer): Promise<void>;
+  /** Makes every byte appended so far durable. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface RecoveredUpload {
   /** The last offset whose data and hash state are both durable. */
   offset: number;
@@ -46,6 +61,13 @@ export interface BlobStore {
 
   createUpload(repo: string, id: string, startedAt: Date, algorithm: DigestAlgorithm): Promise<void>;
   openUploadData(repo: string, id: string): Promise<UploadDataWriter>;
+  /**
+   * Opens the upload for appending at `offset`, its durable point: bytes past it were never
+   * acknowledged and are dropped. Rejects (UPLOAD_DATA_SHORT) if the data is shorter.
+   */
+  openUploadAppender(repo: string, id: string, offset: number): Promise<UploadAppender>;
+  /** The upload's bytes in `range`, for hashing them with another algorithm. */
+  readUploadData(repo: string, id: string, range: ByteRange): Readable;
   /**
    * Persists the hash state for `offset` durably and drops the older states. With
    * `dataDurable`, the state is prepared meanwhile but takes effect only once that resolves

@@ -3,7 +3,9 @@
 
 export type StorageErrorCode =
   /** The storage holds no index yet, and the caller asked for an existing one (fsck, gc --root). */
-  | 'STORAGE_NOT_FOUND';
+  | 'STORAGE_NOT_FOUND'
+  /** An upload's data is shorter than the durable point it resumes at: its bytes were lost below the store. */
+  | 'UPLOAD_DATA_SHORT';
 
 export class StorageError extends Error {
   constructor(

@@ -15,11 +15,4 @@ runBlobStoreSuite(
       dispose: () => rm(root, { recursive: true, force: true }),
     };
   },
-  {
-    knownFailures: [
-      // commitUpload hard-links the upload's data file to the blob's, so until removeUpload
-      // a write or truncate on the session changes the committed blob's bytes too.
-      'a committed blob does not change when the upload it came from does',
-    ],
-  },
 );

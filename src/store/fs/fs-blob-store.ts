@@ -1,11 +1,12 @@
 // The blob store on a local filesystem, in Distribution's layout (see paths.ts).
 
-import { createReadStream } from 'node:fs';
-import { link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { copyFile, link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../../oci/digest.js';
-import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadDataWriter } from '../blob-store.js';
+import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender, UploadDataWriter } from '../blob-store.js';
+import { StorageError } from '../storage-errors.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
 import { isUploadId } from '../paths.js';
 import { FsBlobTree } from './fs-blob-tree.js';
@@ -68,6 +69,40 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
     };
   }
 
+  async openUploadAppender(repo: string, id: string, offset: number): Promise<UploadAppender> {
+    const file = this.paths.uploadData(repo, id);
+    await ownCopy(file);
+    const handle = await open(file, 'r+');
+    try {
+      const { size } = await handle.stat();
+      if (size < offset) throw new StorageError('UPLOAD_DATA_SHORT', `upload ${id} holds ${size} bytes, not the ${offset} it resumes at`);
+      // Bytes past the durable point were never acknowledged: the next append overwrites them.
+      if (size > offset) await handle.truncate(offset);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    let position = offset;
+    return {
+      get offset() {
+        return position;
+      },
+      append: async (data) => {
+        for (let written = 0; written < data.length; ) {
+          const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
+          written += bytesWritten;
+        }
+        position += data.length;
+      },
+      sync: () => handle.datasync(),
+      close: () => handle.close(),
+    };
+  }
+
+  readUploadData(repo: string, id: string, range: ByteRange): Readable {
+    return createReadStream(this.paths.uploadData(repo, id), { start: range.start, end: range.end, highWaterMark: READ_CHUNK });
+  }
+
   async writeHashState(
     repo: string,
     id: string,
@@ -118,6 +153,7 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
       await mkdirDurable(dir);
       await writeFileDurable(dataPath, '');
     } else if (dataSize !== recovered.offset) {
+      await ownCopy(dataPath);
       const handle = await open(dataPath, 'r+');
       try {
         await handle.truncate(recovered.offset);
@@ -195,6 +231,22 @@ async function sizeOf(file: string): Promise<number | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+}
+
+/**
+ * commitUpload hard-links an upload's data to its blob, and the session lives on until
+ * removeUpload (an index commit that failed, a client that sends more): before the upload's
+ * data changes, it gets a file of its own, so a committed blob's bytes never do. Rare, so a
+ * full copy (a reflink where the filesystem has them) is fine.
+ */
+async function ownCopy(file: string): Promise<void> {
+  const info = await stat(file).catch(() => undefined);
+  if (info === undefined || info.nlink <= 1) return;
+  const copy = `${file}.own.tmp`;
+  await copyFile(file, copy, constants.COPYFILE_FICLONE);
+  await fsyncPath(copy);
+  await rename(copy, file);
+  await fsyncPath(path.dirname(file));
 }
 
 /**

@@ -85,9 +85,9 @@ export function useBlobStore(factory: BlobStoreFactory, options: BlobStoreSuiteO
       if (data.length > 0) await context.append(data, 0, id);
     },
     async append(data, position, id = UPLOAD_ID) {
-      const writer = await context.store.openUploadData(REPO, id);
+      const writer = await context.store.openUploadAppender(REPO, id, position);
       try {
-        await writer.write(data, position);
+        await writer.append(data);
         await writer.sync();
       } finally {
         await writer.close();

@@ -1,4 +1,4 @@
-// Uploads in progress: their data (positioned writes, sync, truncate), hash states and
+// Uploads in progress: their data (appends from a durable point, sync, reads), hash states and
 // recovery to the last durable offset, commit into a blob, removal and activity, through
 // the BlobStore interface only. An upload's bytes are read back by committing them.
 
@@ -23,14 +23,34 @@ export function uploadTests(ctx: SuiteContext): void {
       expect(await ctx.uploadedBytes()).toEqual(Buffer.alloc(0));
     });
 
-    ctx.test('writes at explicit positions, so a rolled-back tail is overwritten', async () => {
+    ctx.test('appends from the durable point it is opened at: a tail past it was never acknowledged and is dropped', async () => {
       await ctx.upload(Buffer.from('hello world'));
-      const writer = await ctx.store.openUploadData(REPO, UPLOAD_ID);
-      await writer.truncate(5);
-      await writer.write(Buffer.from('!!'), 5);
+      const writer = await ctx.store.openUploadAppender(REPO, UPLOAD_ID, 5);
+      expect(writer.offset).toBe(5);
+      await writer.append(Buffer.from('!!'));
+      await writer.append(Buffer.from('?'));
+      expect(writer.offset).toBe(8);
       await writer.sync();
       await writer.close();
-      expect((await ctx.uploadedBytes()).toString()).toBe('hello!!');
+      expect((await ctx.uploadedBytes()).toString()).toBe('hello!!?');
+    });
+
+    ctx.test('refuses to resume past the bytes it holds (UPLOAD_DATA_SHORT), changing nothing', async () => {
+      await ctx.upload(Buffer.from('short'));
+      await expect(ctx.store.openUploadAppender(REPO, UPLOAD_ID, 6)).rejects.toMatchObject({ code: 'UPLOAD_DATA_SHORT' });
+      expect((await ctx.uploadedBytes()).toString()).toBe('short');
+    });
+
+    ctx.test('reads an upload\'s bytes back in any range, for hashing with another algorithm', async () => {
+      const data = bytes(3000, 4);
+      await ctx.upload(data);
+      const read = async (start: number, end: number) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of ctx.store.readUploadData(REPO, UPLOAD_ID, { start, end })) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks);
+      };
+      expect(await read(0, 2999)).toEqual(data);
+      expect(await read(1000, 1999)).toEqual(data.subarray(1000, 2000));
     });
 
     ctx.test('appends across writers opened one after another', async () => {
@@ -103,8 +123,8 @@ export function uploadTests(ctx: SuiteContext): void {
       const data = bytes(200);
       await ctx.upload(data.subarray(0, 100));
       await writeState(100);
-      const writer = await ctx.store.openUploadData(REPO, UPLOAD_ID);
-      await writer.write(data.subarray(100), 100);
+      const writer = await ctx.store.openUploadAppender(REPO, UPLOAD_ID, 100);
+      await writer.append(data.subarray(100));
       await writeState(200, stateAt(200), writer.sync());
       await writer.close();
       expect((await recover()).offset).toBe(200);
@@ -188,9 +208,8 @@ export function uploadTests(ctx: SuiteContext): void {
       // The session outlives the commit until removeUpload (an index commit that failed):
       // what a later request does to it must not reach bytes already served by digest.
       await ctx.append(Buffer.from('more'), 300);
-      const writer = await ctx.store.openUploadData(REPO, UPLOAD_ID);
-      await writer.truncate(10);
-      await writer.close();
+      await ctx.append(Buffer.from('less'), 10);
+      expect(await recover()).toMatchObject({ offset: 0 }); // no state: recovery cuts the data to nothing
       expect(await ctx.store.readBlob(digest)).toEqual(data);
     });
 
@@ -201,7 +220,7 @@ export function uploadTests(ctx: SuiteContext): void {
       await ctx.store.removeUpload(REPO, UPLOAD_ID);
       expect(await ctx.store.uploadActivity(REPO, UPLOAD_ID)).toBeUndefined();
       expect(await ctx.store.uploadActivity(REPO, OTHER_ID)).toBeTypeOf('number');
-      await expect(ctx.store.openUploadData(REPO, UPLOAD_ID)).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(ctx.store.openUploadAppender(REPO, UPLOAD_ID, 0)).rejects.toMatchObject({ code: 'ENOENT' });
     });
 
     ctx.test('uploadActivity is undefined for an upload never created', async () => {
