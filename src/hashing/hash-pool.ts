@@ -14,6 +14,9 @@ export interface HashPoolOptions {
   threads?: number;
 }
 
+/** Bytes per hashing task of hashStream: large enough that posting a task costs little beside hashing it. */
+const STREAM_TASK_BYTES = 4 * 1024 * 1024;
+
 export class HashPool {
   private constructor(
     private readonly pool: Piscina<HashTask, Uint8Array | string>,
@@ -46,9 +49,26 @@ export class HashPool {
     return (await this.pool.run({ op: 'digest', algorithm, state })) as string;
   }
 
-  /** The state after hashing bytes [start, end) of a file. */
-  async hashFile(algorithm: DigestAlgorithm, file: string, start: number, end: number): Promise<Uint8Array> {
-    return (await this.pool.run({ op: 'hashFile', algorithm, path: file, start, end })) as Uint8Array;
+  /**
+   * Continues `state` over every byte of `source` (an upload read back from any store), in
+   * tasks of about STREAM_TASK_BYTES. With `expectedBytes`, a source that ends early or runs
+   * long rejects instead of hashing the wrong bytes.
+   */
+  async hashStream(algorithm: DigestAlgorithm, state: Uint8Array, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, expectedBytes?: number): Promise<Uint8Array> {
+    let chunks: Uint8Array[] = [];
+    let pending = 0;
+    let total = 0;
+    for await (const chunk of source) {
+      chunks.push(chunk);
+      pending += chunk.length;
+      total += chunk.length;
+      if (pending < STREAM_TASK_BYTES) continue;
+      state = await this.update(algorithm, state, chunks);
+      chunks = [];
+      pending = 0;
+    }
+    if (expectedBytes !== undefined && total !== expectedBytes) throw new Error(`the stream held ${total} bytes, expected ${expectedBytes}`);
+    return chunks.length > 0 ? this.update(algorithm, state, chunks) : state;
   }
 
   get queueSize(): number {

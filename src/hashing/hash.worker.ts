@@ -12,10 +12,7 @@ import { createWasmEngine } from './wasm-engine.js';
 export type HashTask =
   | { op: 'update'; algorithm: DigestAlgorithm; state: Uint8Array; chunks: Uint8Array[] }
   | { op: 'digest'; algorithm: DigestAlgorithm; state: Uint8Array }
-  | { op: 'hashFile'; algorithm: DigestAlgorithm; path: string; start: number; end: number }
   | { op: 'engine' };
-
-const FILE_READ_BYTES = 4 * 1024 * 1024;
 
 /**
  * The native engine (OpenSSL through an addon) when it loads, hash-wasm otherwise.
@@ -40,27 +37,7 @@ export default async function run(task: HashTask): Promise<Uint8Array | string> 
       return hash.update(task.algorithm, task.state, task.chunks);
     case 'digest':
       return hash.digest(task.algorithm, task.state);
-    case 'hashFile':
-      return hashFile(hash, task.algorithm, task.path, task.start, task.end);
     case 'engine':
       return hash.name;
   }
-}
-
-/** Hashes bytes [start, end) of a file from the initial state. */
-async function hashFile(hash: HashEngine, algorithm: DigestAlgorithm, path: string, start: number, end: number) {
-  let state = initialHashState(algorithm);
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(FILE_READ_BYTES);
-    for (let position = start; position < end; ) {
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position);
-      if (bytesRead === 0) throw new Error(`${path} ended at ${position}, expected ${end} bytes`);
-      state = hash.update(algorithm, state, [buffer.subarray(0, bytesRead)]);
-      position += bytesRead;
-    }
-  } finally {
-    await handle.close();
-  }
-  return state;
 }

@@ -254,12 +254,9 @@ export class UploadService {
   private async digestOf(upload: ActiveUpload, algorithm: DigestAlgorithm): Promise<string> {
     if (algorithm === upload.algorithm) return this.pool.digest(algorithm, upload.durable.state);
     // The session was hashed with another algorithm: the only case that reads the data again.
-    const state = await this.pool.hashFile(
-      algorithm,
-      this.blobs.uploadDataPath(upload.repo, upload.id),
-      0,
-      upload.durable.offset,
-    );
+    const { offset } = upload.durable;
+    const bytes = offset === 0 ? [] : this.blobs.readUploadData(upload.repo, upload.id, { start: 0, end: offset - 1 });
+    const state = await this.pool.hashStream(algorithm, initialHashState(algorithm), bytes, offset);
     return this.pool.digest(algorithm, state);
   }
 

@@ -2,6 +2,7 @@
 // run `npm run build` first.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,27 +97,28 @@ describe('HashPool', () => {
     expect(pool.queueSize).toBe(0);
   });
 
-  it('hashes a byte range of a file', async () => {
+  it('hashes a stream (a byte range of a file read back), in tasks, from any state', async () => {
     const data = randomBytes(9 * 1024 * 1024 + 5);
     const file = path.join(dir, 'data');
     await writeFile(file, data);
+    const read = (start: number, end: number) => createReadStream(file, { start, end: end - 1, highWaterMark: 1024 * 1024 });
     for (const algorithm of ['sha256', 'sha512'] as const) {
-      const whole = await pool.hashFile(algorithm, file, 0, data.length);
+      const whole = await pool.hashStream(algorithm, initialHashState(algorithm), read(0, data.length), data.length);
       expect(await pool.digest(algorithm, whole)).toBe(createHash(algorithm).update(data).digest('hex'));
-      const part = await pool.hashFile(algorithm, file, 1000, 5 * 1024 * 1024 + 17);
-      expect(await pool.digest(algorithm, part)).toBe(
-        createHash(algorithm).update(data.subarray(1000, 5 * 1024 * 1024 + 17)).digest('hex'),
-      );
-      const empty = await pool.hashFile(algorithm, file, 0, 0);
+      const head = await pool.hashStream(algorithm, initialHashState(algorithm), read(0, 1000));
+      const rest = await pool.hashStream(algorithm, head, read(1000, 5 * 1024 * 1024 + 17));
+      expect(await pool.digest(algorithm, rest)).toBe(createHash(algorithm).update(data.subarray(0, 5 * 1024 * 1024 + 17)).digest('hex'));
+      const empty = await pool.hashStream(algorithm, initialHashState(algorithm), (async function* () {})(), 0);
       expect(Buffer.from(empty)).toEqual(Buffer.from(initialHashState(algorithm)));
     }
   });
 
-  it('fails (rather than hashing too little) when the file is shorter than asked, or missing', async () => {
+  it('fails (rather than hashing the wrong bytes) when the stream is shorter or longer than expected, or fails', async () => {
     const file = path.join(dir, 'short');
     await writeFile(file, Buffer.alloc(100));
-    await expect(pool.hashFile('sha256', file, 0, 101)).rejects.toThrow();
-    await expect(pool.hashFile('sha256', path.join(dir, 'missing'), 0, 1)).rejects.toThrow();
+    await expect(pool.hashStream('sha256', initialHashState('sha256'), createReadStream(file), 101)).rejects.toThrow(/100 bytes, expected 101/);
+    await expect(pool.hashStream('sha256', initialHashState('sha256'), createReadStream(file), 99)).rejects.toThrow(/expected 99/);
+    await expect(pool.hashStream('sha256', initialHashState('sha256'), createReadStream(path.join(dir, 'missing')))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('rejects a malformed state without losing the worker', async () => {
