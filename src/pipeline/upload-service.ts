@@ -196,7 +196,7 @@ export class UploadService {
       }
       expectedLength = declared;
     }
-    const data = await this.blobs.openUploadData(upload.repo, upload.id);
+    const data = await this.blobs.openUploadAppender(upload.repo, upload.id, upload.durable.offset);
     const startOffset = upload.durable.offset;
     try {
       upload.durable = await appendBody({

@@ -9,7 +9,7 @@
 // resume after a crash.
 
 import type { DigestAlgorithm } from '../oci/digest.js';
-import type { UploadDataWriter } from '../store/blob-store.js';
+import type { UploadAppender } from '../store/blob-store.js';
 import { BATCH_BYTES, sharedBatches, type BatchBuffers } from './batch-buffers.js';
 import type { HashPool } from '../hashing/hash-pool.js';
 import { UploadError } from './upload-errors.js';
@@ -31,7 +31,8 @@ export interface HashedOffset {
 }
 
 export interface AppendBodyOptions {
-  data: UploadDataWriter;
+  /** Opened at `from.offset`. */
+  data: UploadAppender;
   pool: HashPool;
   algorithm: DigestAlgorithm;
   from: HashedOffset;
@@ -83,12 +84,11 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
     const bytes = batch.subarray(0, filled);
     filling = undefined;
     filled = 0;
-    const start = position;
     const end = (position += bytes.length);
     const previous = inFlight.at(-1);
-    // One write at a time per file, in order: two writers of one file only contend for its
-    // lock in the kernel, and the hash of this batch still overlaps the previous write.
-    const written = writing.then(() => data.write(bytes, start));
+    // One append at a time, in order (the store decides how bytes reach storage), and the
+    // hash of this batch still overlaps the previous append.
+    const written = writing.then(() => data.append(bytes));
     writing = written.catch(() => undefined);
     hashQueue.push(bytes);
     hashQueueEnd = end;

@@ -12,15 +12,6 @@ export interface ByteRange {
   end: number;
 }
 
-/** The data file of one upload, open for appending. */
-export interface UploadDataWriter {
-  write(data: Buffer, position: number): Promise<void>;
-  /** Makes every byte written so far durable. */
-  sync(): Promise<void>;
-  truncate(length: number): Promise<void>;
-  close(): Promise<void>;
-}
-
 /**
  * An upload's data, open for appending at its durable end. How the bytes reach storage, and
  * in what parts, is the store's business (a file's positioned writes, an object store's
@@ -60,7 +51,6 @@ export interface BlobStore {
   blobSize(digest: string): Promise<number | undefined>;
 
   createUpload(repo: string, id: string, startedAt: Date, algorithm: DigestAlgorithm): Promise<void>;
-  openUploadData(repo: string, id: string): Promise<UploadDataWriter>;
   /**
    * Opens the upload for appending at `offset`, its durable point: bytes past it were never
    * acknowledged and are dropped. Rejects (UPLOAD_DATA_SHORT) if the data is shorter.
@@ -92,8 +82,6 @@ export interface BlobStore {
     algorithm: DigestAlgorithm,
     isValidState: (state: Uint8Array, offset: number) => boolean,
   ): Promise<RecoveredUpload>;
-  /** A local path to the upload's data, for re-hashing it with another algorithm. */
-  uploadDataPath(repo: string, id: string): string;
   /**
    * Places the (already durable) upload data at the blob's place; an existing blob is kept.
    * The upload's own copy stays until removeUpload, so a crash before the index commits

@@ -31,8 +31,8 @@ afterEach(async () => {
 
 async function upload(bytes: Buffer): Promise<void> {
   await store.createUpload(repo, id, new Date('2024-05-06T07:08:09.000Z'), 'sha256');
-  const data = await store.openUploadData(repo, id);
-  await data.write(bytes, 0);
+  const data = await store.openUploadAppender(repo, id, 0);
+  await data.append(bytes);
   await data.sync();
   await data.close();
 }
@@ -67,9 +67,9 @@ describe('recoverUpload', () => {
     const recovered = await store.recoverUpload(repo, id, 'sha256', valid);
     expect(recovered.offset).toBe(100);
     expect(Buffer.from(recovered.state!)).toEqual(goState(100));
-    expect((await stat(store.uploadDataPath(repo, id))).size).toBe(100);
+    expect((await stat(store.paths.uploadData(repo, id))).size).toBe(100);
     expect(await readdir(statesDir())).toEqual(['100']);
-    expect(await readFile(store.uploadDataPath(repo, id))).toEqual(katInput(100));
+    expect(await readFile(store.paths.uploadData(repo, id))).toEqual(katInput(100));
   });
 
   it('skips a torn state, one that says another length, one ahead of the data, and stray files', async () => {
@@ -84,7 +84,7 @@ describe('recoverUpload', () => {
     await mkdir(path.join(statesDir(), '90', 'junk'), { recursive: true }); // not a file at all
     const recovered = await store.recoverUpload(repo, id, 'sha256', valid);
     expect(recovered.offset).toBe(64);
-    expect((await stat(store.uploadDataPath(repo, id))).size).toBe(64);
+    expect((await stat(store.paths.uploadData(repo, id))).size).toBe(64);
     expect(await readdir(statesDir())).toEqual(['64']);
   });
 
@@ -93,7 +93,7 @@ describe('recoverUpload', () => {
     await writeFile(path.join(statesDir(), '10'), Buffer.alloc(108)); // zero-filled: size reached disk, data did not
     const recovered = await store.recoverUpload(repo, id, 'sha256', valid);
     expect(recovered).toEqual({ offset: 0, state: undefined });
-    expect((await stat(store.uploadDataPath(repo, id))).size).toBe(0);
+    expect((await stat(store.paths.uploadData(repo, id))).size).toBe(0);
     expect(await readdir(statesDir())).toEqual([]);
   });
 
@@ -101,7 +101,7 @@ describe('recoverUpload', () => {
     await store.createUpload(repo, id, new Date(), 'sha256');
     await rm(store.paths.uploadDir(repo, id), { recursive: true });
     expect(await store.recoverUpload(repo, id, 'sha256', valid)).toEqual({ offset: 0, state: undefined });
-    expect((await stat(store.uploadDataPath(repo, id))).size).toBe(0);
+    expect((await stat(store.paths.uploadData(repo, id))).size).toBe(0);
     expect(await readdir(statesDir())).toEqual([]);
   });
 });
@@ -112,7 +112,7 @@ describe('commitUpload', () => {
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     await upload(bytes);
     await store.commitUpload(repo, id, digest);
-    expect((await stat(store.uploadDataPath(repo, id))).size).toBe(1000);
+    expect((await stat(store.paths.uploadData(repo, id))).size).toBe(1000);
     await store.removeUpload(repo, id);
     await expect(stat(store.paths.uploadDir(repo, id))).rejects.toMatchObject({ code: 'ENOENT' });
     // The index commit failed after the blob was placed and the session's data went: the retry succeeds.

@@ -12,6 +12,7 @@ import { UploadError } from '../../src/pipeline/upload-errors.js';
 import { appendBody, BATCHES_PER_UPLOAD, CHECKPOINT_BYTES, HASH_BATCH_BYTES } from '../../src/pipeline/upload-writer.js';
 import { digestOf, index, kindOf, pool, restart, store, uploads, useUploadFixture } from '../helpers/upload-fixture.js';
 import { expectSameBytes } from './bytes.js';
+import type { UploadAppender } from '../../src/store/blob-store.js';
 
 useUploadFixture();
 
@@ -25,7 +26,7 @@ async function* bodyOf(bytes: Buffer, chunk = 64 * 1024, failAfter?: number): As
   if (failAfter !== undefined) throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
 }
 
-const dataSize = async (repo: string, id: string) => (await stat(store.uploadDataPath(repo, id))).size;
+const dataSize = async (repo: string, id: string) => (await stat(store.paths.uploadData(repo, id))).size;
 const states = (repo: string, id: string, algorithm: DigestAlgorithm = 'sha256') =>
   readdir(store.paths.hashStatesDir(repo, id, algorithm));
 
@@ -221,11 +222,11 @@ describe('sessions and restarts', () => {
       const { id } = await uploads.start('r', algorithm);
       await uploads.append('r', id, { body: bodyOf(bytes.subarray(0, 300_000)) });
       // A crash mid-request: bytes past the checkpoint reached the file, no state for them.
-      await writeFile(store.uploadDataPath('r', id), bytes.subarray(0, 450_000));
+      await writeFile(store.paths.uploadData('r', id), bytes.subarray(0, 450_000));
       // Flip the first byte: if anything re-read the data, the digest below would not match.
-      const onDisk = await readFile(store.uploadDataPath('r', id));
+      const onDisk = await readFile(store.paths.uploadData('r', id));
       onDisk[0] ^= 0xff;
-      await writeFile(store.uploadDataPath('r', id), onDisk);
+      await writeFile(store.paths.uploadData('r', id), onDisk);
 
       const fresh = restart();
       expect((await fresh.status('r', id)).offset).toBe(300_000);
@@ -266,19 +267,20 @@ describe('sessions and restarts', () => {
 describe('appendBody memory', () => {
   it('pulls no more from the body than its batches ahead of the disk, however slow the disk', async () => {
     const { id } = await uploads.start('r');
-    const real = await store.openUploadData('r', id);
+    const real = await store.openUploadAppender('r', id, 0);
     let written = 0;
     let pulled = 0;
     let maxAhead = 0;
-    const slowDisk = {
-      ...real,
-      write: async (data: Buffer, position: number) => {
+    const slowDisk: UploadAppender = {
+      get offset() {
+        return real.offset;
+      },
+      append: async (data: Buffer) => {
         await new Promise((r) => setTimeout(r, 5));
-        await real.write(data, position);
+        await real.append(data);
         written += data.length;
       },
       sync: () => real.sync(),
-      truncate: (n: number) => real.truncate(n),
       close: () => real.close(),
     };
     const chunk = 64 * 1024;

@@ -5,7 +5,7 @@ import { copyFile, link, open, readdir, readFile, rename, rm, stat } from 'node:
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../../oci/digest.js';
-import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender, UploadDataWriter } from '../blob-store.js';
+import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender } from '../blob-store.js';
 import { StorageError } from '../storage-errors.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
 import { isUploadId } from '../paths.js';
@@ -50,23 +50,6 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
     await mkdirDurable(this.paths.hashStatesDir(repo, id, algorithm));
     await writeFileDurable(this.paths.uploadStartedAt(repo, id), startedAt.toISOString());
     await writeFileDurable(this.paths.uploadData(repo, id), '');
-  }
-
-  async openUploadData(repo: string, id: string): Promise<UploadDataWriter> {
-    // 'r+' rather than 'a': writes go to explicit positions, so a rolled-back tail is overwritten.
-    const handle = await open(this.paths.uploadData(repo, id), 'r+');
-    return {
-      write: async (data, position) => {
-        let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
-          written += bytesWritten;
-        }
-      },
-      sync: () => handle.datasync(),
-      truncate: (length) => handle.truncate(length),
-      close: () => handle.close(),
-    };
   }
 
   async openUploadAppender(repo: string, id: string, offset: number): Promise<UploadAppender> {
@@ -166,10 +149,6 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
       if (name !== String(recovered.offset)) await removeEntry(path.join(dir, name));
     }
     return recovered;
-  }
-
-  uploadDataPath(repo: string, id: string): string {
-    return this.paths.uploadData(repo, id);
   }
 
   async commitUpload(repo: string, id: string, digest: string): Promise<void> {
