@@ -6,7 +6,6 @@ import { HashPool } from './hashing/hash-pool.js';
 import { UploadService } from './pipeline/upload-service.js';
 import { DEFAULT_STORAGE, type StowageConfig } from './config/config.js';
 import { parseHostPort } from './config/listen.js';
-import { ConfigError } from './config/schema.js';
 import { buildApp } from './server/app.js';
 import { resolveLimits, type Limits } from './server/limits.js';
 import { AccessControl } from './server/auth/access-control.js';
@@ -105,10 +104,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   let address: string;
   let plainAddress: string | undefined;
   try {
-    if (options.adopt ?? options.config?.adopt) {
-      if (!storage.localLayout) throw new ConfigError('adopt', 'adopting a Distribution root needs the filesystem blob driver');
-      await adoptBeforeServing(index, storage.localLayout, app.log);
-    }
+    if (options.adopt ?? options.config?.adopt) await adoptBeforeServing(index, { tree: storage.distributionTree, blobs }, app.log);
     address = await app.listen({ host: options.host, port: options.port });
     if (plain) plainAddress = await plain.listen(parseHostPort(options.config!.listenPlain!));
     gc.start();

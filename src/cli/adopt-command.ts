@@ -2,10 +2,9 @@
 // place (tools/adopt/), with a progress bar on a terminal and a plain line every few seconds
 // otherwise, then a summary of what was adopted and what was skipped.
 
-import { stat } from 'node:fs/promises';
 import { DEFAULT_STORAGE } from '../config/config.js';
 import { adoptDistributionRoot, AdoptionError, type AdoptionSummary } from '../tools/adopt/adopt.js';
-import { localLayoutOf, openStorage } from '../store/open-storage.js';
+import { distributionTreeOf, openStorage } from '../store/open-storage.js';
 import { formatDuration } from './progress.js';
 
 export interface AdoptCommandOptions {
@@ -17,16 +16,13 @@ export interface AdoptCommandOptions {
 export async function runAdopt(root: string, options: AdoptCommandOptions = {}): Promise<AdoptionSummary> {
   const settings = { root, storage: DEFAULT_STORAGE };
   // Checked before the storage opens (and creates its index), so a mistyped root gets no stowage/ directory.
-  const base = localLayoutOf(settings)?.base;
-  if (base === undefined || !(await stat(base).catch(() => undefined))?.isDirectory()) {
-    throw new AdoptionError(`not a Distribution storage root: ${base} is not a directory`);
-  }
+  const tree = distributionTreeOf(settings);
+  if (!(await tree.exists())) throw new AdoptionError(`not a Distribution storage root: ${tree.layout.base} is not a directory`);
   const storage = await openStorage(settings);
   const { index } = storage;
-  const paths = storage.localLayout!;
   const bar = new CountBar(options.stream ?? process.stderr);
   try {
-    const summary = await adoptDistributionRoot(index, paths, {
+    const summary = await adoptDistributionRoot(index, { tree: storage.distributionTree, blobs: storage.blobs }, {
       again: options.again,
       onProgress: (done, total, repository) => bar.update(done, total, repository),
     });

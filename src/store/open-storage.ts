@@ -7,7 +7,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageConfig } from '../config/config.js';
+import type { DistributionTree } from './distribution-tree.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
+import { FsDistributionTree } from './fs/fs-distribution-tree.js';
 import { probeWritable } from './fs/root-probe.js';
 import { claimRoot, liveServer } from './fs/server-lock.js';
 import { LmdbIndex } from './lmdb/lmdb-index.js';
@@ -55,7 +57,7 @@ export async function openStorage(settings: StorageSettings, options: OpenStorag
       return stats && { freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize };
     },
     defaultTokenKeyFile: paths.tokenKeyFile(),
-    localLayout: paths,
+    distributionTree: new FsDistributionTree(paths),
     claimServer: () => claimRoot(paths),
     liveServer: () => liveServer(paths),
     close: () => index.close(),
@@ -67,9 +69,9 @@ export function defaultTokenKeyFile(settings: StorageSettings): string {
   return new StoragePaths(settings.root).tokenKeyFile();
 }
 
-/** The local layout the storage would have (Storage.localLayout), known before it opens. */
-export function localLayoutOf(settings: StorageSettings): StoragePaths | undefined {
-  return settings.storage.blobs.driver === 'filesystem' ? new StoragePaths(settings.root) : undefined;
+/** The storage read as a Distribution root (Storage.distributionTree), known before it opens. */
+export function distributionTreeOf(settings: StorageSettings): DistributionTree {
+  return new FsDistributionTree(new StoragePaths(settings.root));
 }
 
 function fail(reason: string): never {

@@ -4,7 +4,7 @@
 // about a backend than this: no path, no LMDB key, no SQL table.
 
 import type { BlobStore, CheckableBlobStore, CollectableBlobStore } from './blob-store.js';
-import type { StoragePaths } from './paths.js';
+import type { DistributionTree } from './distribution-tree.js';
 import type { AdoptableIndex, AuditableIndex, CollectableIndex, RegistryIndex } from './registry-index.js';
 
 /** The index a process works with: the API's reads and writes, GC's, fsck's and adoption's. */
@@ -44,11 +44,8 @@ export interface Storage {
   capacity(): Promise<StorageCapacity | undefined>;
   /** Where the token endpoint keeps its signing key when auth.token.key is unset. */
   readonly defaultTokenKeyFile: string;
-  /**
-   * Distribution's layout on a local disk, for the tools that read it directly (adoption of a
-   * Distribution root, fsck's walk of the blob files); undefined on other backends.
-   */
-  readonly localLayout?: StoragePaths;
+  /** The storage read as a CNCF Distribution root, for adoption (tools/adopt/). */
+  readonly distributionTree: DistributionTree;
   /** Records this process as the storage's server (fsck --repair refuses while one lives); returns the release. */
   claimServer(): Promise<() => Promise<void>>;
   /** The pid of a live process serving this storage, if any. */

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initialHashState } from '../../src/hashing/hash-state.js';
 import { startRegistry } from '../../src/registry.js';
 import { adoptDistributionRoot } from '../../src/tools/adopt/adopt.js';
-import { LmdbIndex } from '../../src/store/lmdb/lmdb-index.js';
+import { DEFAULT_STORAGE } from '../../src/config/config.js';
+import { openStorage } from '../../src/store/open-storage.js';
 import { StoragePaths } from '../../src/store/paths.js';
 import { built, digestOf, imageManifest, imageParts, type BuiltManifest } from '../helpers/oci.js';
 
@@ -93,27 +94,27 @@ describe('adoption from the command line and at serve', () => {
     const id = '6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b';
     await new DistributionRoot(root).file(`repositories/team/tool/_uploads/${id}/startedat`, '2024-05-06T07:08:09Z');
     await new DistributionRoot(root).file(`repositories/team/tool/_uploads/${id}/hashstates/sha256/0`, Buffer.from(initialHashState('sha256')));
-    const paths = new StoragePaths(root);
-    await mkdir(path.dirname(paths.indexFile()), { recursive: true });
-    const index = await LmdbIndex.open(paths.indexFile());
+    const storage = await openStorage({ root, storage: DEFAULT_STORAGE });
+    const { index } = storage;
+    const source = { tree: storage.distributionTree, blobs: storage.blobs };
     try {
       // Interrupted after reading: nothing committed, no completion record.
       await expect(
-        adoptDistributionRoot(index, paths, {
+        adoptDistributionRoot(index, source, {
           onProgress: () => {
             throw new Error('interrupted');
           },
         }),
       ).rejects.toThrow('interrupted');
       expect(await index.getAdoption()).toBeUndefined();
-      const finished = await adoptDistributionRoot(index, paths);
+      const finished = await adoptDistributionRoot(index, source);
       expect(finished).toMatchObject({ manifests: 1, tags: 1 });
       expect(await index.getAdoption()).toMatchObject({ manifests: 1 });
       expect(await index.resolveTag('team/tool', 'v1')).toBeDefined();
       // Distribution's start time is kept (limits.uploadLifetime counts from it).
       expect(await index.getUpload(id)).toEqual({ id, repo: 'team/tool', algorithm: 'sha256', startedAt: Date.parse('2024-05-06T07:08:09Z') });
     } finally {
-      await index.close();
+      await storage.close();
     }
   });
 });

@@ -2,10 +2,9 @@
 // once and shared by every repository (a base layer or a manifest is linked from many).
 
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import { parseDigest } from '../../oci/digest.js';
 import { ManifestError, parseManifest } from '../../oci/manifest.js';
-import type { StoragePaths } from '../../store/paths.js';
+import type { BlobStore } from '../../store/blob-store.js';
 import { manifestRecordOf, type ManifestRecord } from '../../store/registry-index.js';
 
 /** Distribution refuses larger manifests, so a larger "manifest" is some other blob. */
@@ -18,16 +17,13 @@ export class BlobStoreReader {
   private readonly sizes = new Map<string, Promise<number | undefined>>();
   private readonly manifests = new Map<string, Promise<ManifestRead>>();
 
-  constructor(private readonly paths: StoragePaths) {}
+  constructor(private readonly blobs: Pick<BlobStore, 'blobSize' | 'readBlob'>) {}
 
-  /** The size of the blob's data file; undefined when it has none. */
+  /** The size of the blob's data; undefined when it has none. */
   blobSize(digest: string): Promise<number | undefined> {
     let size = this.sizes.get(digest);
     if (!size) {
-      size = stat(this.paths.blobData(digest)).then(
-        (info) => (info.isFile() ? info.size : undefined),
-        () => undefined,
-      );
+      size = this.blobs.blobSize(digest).catch(() => undefined);
       this.sizes.set(digest, size);
     }
     return size;
@@ -49,7 +45,7 @@ export class BlobStoreReader {
     if (size > MAX_ADOPTED_MANIFEST_BYTES) return { problem: `${size} bytes: too large for a manifest` };
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.paths.blobData(digest));
+      bytes = await this.blobs.readBlob(digest);
     } catch (error) {
       return { problem: `manifest blob unreadable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` };
     }

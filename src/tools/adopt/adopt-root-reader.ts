@@ -8,10 +8,10 @@
 //
 // What it skips and reports, and why, is in adopt.ts ("Decisions").
 
-import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
 import { isDigestAlgorithm, parseDigest, type DigestAlgorithm } from '../../oci/digest.js';
 import { isRepositoryName, isTag } from '../../oci/names.js';
+import type { BlobStore } from '../../store/blob-store.js';
+import type { DistributionTree, TreeEntry } from '../../store/distribution-tree.js';
 import { isUploadId, type StoragePaths } from '../../store/paths.js';
 import type { AdoptionBatch, ManifestRecord, UploadSession } from '../../store/registry-index.js';
 import { BlobStoreReader } from './adopt-blob-store.js';
@@ -29,11 +29,15 @@ export class RootReader {
   private readonly blobStore: BlobStoreReader;
   private readonly uploadIds = new Set<string>();
 
+  private readonly paths: StoragePaths;
+
   constructor(
-    private readonly paths: StoragePaths,
+    private readonly tree: DistributionTree,
+    blobs: Pick<BlobStore, 'blobSize' | 'readBlob'>,
     private readonly report: (where: string, problem: string) => void,
   ) {
-    this.blobStore = new BlobStoreReader(paths);
+    this.paths = tree.layout;
+    this.blobStore = new BlobStoreReader(blobs);
   }
 
   /** Repository names in lexical order; a directory whose name breaks the grammar is reported, not entered. */
@@ -44,13 +48,13 @@ export class RootReader {
       let isRepository = false;
       for (const entry of await this.list(dir, where('repositories', repo))) {
         if (REPOSITORY_PARTS.has(entry.name)) {
-          if (repo !== undefined && entry.isDirectory()) isRepository = true;
+          if (repo !== undefined && entry.isDirectory) isRepository = true;
           continue;
         }
         const child = repo === undefined ? entry.name : `${repo}/${entry.name}`;
         const at = where('repositories', repo, entry.name);
-        if (!entry.isDirectory()) {
-          this.report(at, entry.isSymbolicLink() ? 'symbolic link, not followed' : 'not a directory');
+        if (!entry.isDirectory) {
+          this.report(at, entry.isSymbolicLink ? 'symbolic link, not followed' : 'not a directory');
         } else if (!isRepositoryName(child)) {
           this.report(at, 'not a valid repository name');
         } else {
@@ -127,7 +131,7 @@ export class RootReader {
     const tags = await mapLimit(entries, async (entry) => {
       const at = where('repositories', repo, '_manifests', 'tags', entry.name);
       if (!isTag(entry.name)) return this.report(at, 'not a valid tag');
-      if (!entry.isDirectory()) return this.report(at, 'not a directory');
+      if (!entry.isDirectory) return this.report(at, 'not a directory');
       const link = await this.readLink(this.paths.tagCurrentLink(repo, entry.name));
       if ('gone' in link) return this.report(`${at}/current/link`, 'the tag has no current link');
       if ('problem' in link) return this.report(`${at}/current/link`, link.problem);
@@ -146,7 +150,7 @@ export class RootReader {
       const at = where('repositories', repo, '_uploads', entry.name);
       if (!isUploadId(entry.name)) {
         this.report(at, 'not an upload id');
-      } else if (!entry.isDirectory()) {
+      } else if (!entry.isDirectory) {
         this.report(at, 'not a directory');
       } else if (this.uploadIds.has(entry.name)) {
         this.report(at, 'upload id already seen in another repository');
@@ -154,7 +158,7 @@ export class RootReader {
         this.uploadIds.add(entry.name);
         const id = entry.name;
         const states = await this.list(this.paths.hashStatesRoot(repo, id), `${at}/hashstates`);
-        const algorithms = states.filter((s) => s.isDirectory() && isDigestAlgorithm(s.name)).map((s) => s.name as DigestAlgorithm);
+        const algorithms = states.filter((s) => s.isDirectory && isDigestAlgorithm(s.name)).map((s) => s.name as DigestAlgorithm);
         // Distribution hashes with sha256; an upload without states starts again at offset 0.
         const algorithm = algorithms.includes('sha256') ? 'sha256' : (algorithms[0] ?? 'sha256');
         uploads.push({ id, repo, algorithm, startedAt: await this.startedAt(repo, id) });
@@ -165,11 +169,10 @@ export class RootReader {
 
   /** Distribution's RFC 3339 start time; the directory's time when it is missing or unreadable. */
   private async startedAt(repo: string, id: string): Promise<number> {
-    const text = await readFile(this.paths.uploadStartedAt(repo, id), 'utf8').catch(() => '');
-    const parsed = Date.parse(text.trim());
-    if (text.length <= 64 && Number.isFinite(parsed)) return parsed;
-    const info = await stat(this.paths.uploadDir(repo, id)).catch(() => undefined);
-    return Math.floor(info?.mtimeMs ?? Date.now());
+    const read = await this.tree.readSmall(this.paths.uploadStartedAt(repo, id), 64);
+    const parsed = 'content' in read ? Date.parse(read.content.toString('utf8').trim()) : NaN;
+    if (Number.isFinite(parsed)) return parsed;
+    return Math.floor((await this.tree.modifiedAt(this.paths.uploadDir(repo, id))) ?? Date.now());
   }
 
   /** `<kind>/<alg>/<hex>` entries that form valid digests; the others are reported. */
@@ -181,14 +184,14 @@ export class RootReader {
         this.report(at, 'not a supported digest algorithm (sha256, sha512)');
         continue;
       }
-      if (!alg.isDirectory()) {
+      if (!alg.isDirectory) {
         this.report(at, 'not a directory');
         continue;
       }
       for (const entry of await this.list(dirOf(alg.name), at)) {
         const digest = `${alg.name}:${entry.name}`;
         if (!parseDigest(digest)) this.report(`${at}/${printable(entry.name)}`, 'not a valid digest');
-        else if (!entry.isDirectory()) this.report(`${at}/${printable(entry.name)}`, 'not a directory');
+        else if (!entry.isDirectory) this.report(`${at}/${printable(entry.name)}`, 'not a directory');
         else digests.push(digest);
       }
     }
@@ -196,33 +199,24 @@ export class RootReader {
   }
 
   /** A directory's entries in name order; none when it does not exist. */
-  private async list(dir: string, at: string): Promise<Dirent[]> {
+  private async list(dir: string, at: string): Promise<TreeEntry[]> {
     try {
-      const entries = await readdir(dir, { withFileTypes: true });
-      return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return await this.tree.list(dir);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') this.report(at, `unreadable (${code ?? (error as Error).message})`);
+      this.report(at, `unreadable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
       return [];
     }
   }
 
   /** A link file: the digest it holds, which must be `expected` when given. */
   private async readLink(file: string, expected?: string): Promise<LinkRead> {
-    let content: Buffer;
-    let mtimeMs: number;
-    try {
-      const info = await stat(file);
-      if (!info.isFile()) return { problem: 'the link is not a file' };
-      // A link holds about 71 (sha256) or 135 (sha512) bytes; anything much longer is not one.
-      if (info.size > 256) return { problem: `the link holds ${info.size} bytes, not a digest` };
-      mtimeMs = info.mtimeMs;
-      content = await readFile(file);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { gone: true };
-      return { problem: `unreadable (${code ?? (error as Error).message})` };
-    }
+    // A link holds about 71 (sha256) or 135 (sha512) bytes; anything much longer is not one.
+    const read = await this.tree.readSmall(file, 256);
+    if ('absent' in read) return { gone: true };
+    if ('notFile' in read) return { problem: 'the link is not a file' };
+    if ('tooLarge' in read) return { problem: `the link holds ${read.tooLarge} bytes, not a digest` };
+    if ('unreadable' in read) return { problem: `unreadable (${read.unreadable})` };
+    const { content, mtimeMs } = read;
     const text = content.toString('latin1');
     if (!parseDigest(text)) return { problem: `the link holds ${JSON.stringify(printable(text))}, not a digest` };
     if (expected !== undefined && text !== expected) return { problem: `the link holds ${text}, not the digest its path names` };

@@ -26,8 +26,8 @@
 //   transactions of whole repositories; the completion record is written last, so an
 //   interrupted adoption is finished by running it again.
 
-import { stat } from 'node:fs/promises';
-import type { StoragePaths } from '../../store/paths.js';
+import type { BlobStore } from '../../store/blob-store.js';
+import type { DistributionTree } from '../../store/distribution-tree.js';
 import type { AdoptableIndex, AdoptionBatch } from '../../store/registry-index.js';
 import type { AdoptionSummary, AdoptOptions } from './adopt-summary.js';
 import { RootReader } from './adopt-root-reader.js';
@@ -42,11 +42,18 @@ const ENTRIES_PER_TRANSACTION = 20_000;
 
 export class AdoptionError extends Error {}
 
+/** What adoption reads: the Distribution root's tree, and the blob store its blobs are in. */
+export interface AdoptionSource {
+  tree: DistributionTree;
+  blobs: Pick<BlobStore, 'blobSize' | 'readBlob'>;
+}
+
 export async function adoptDistributionRoot(
   index: AdoptableIndex,
-  paths: StoragePaths,
+  { tree, blobs }: AdoptionSource,
   options: AdoptOptions = {},
 ): Promise<AdoptionSummary> {
+  const paths = tree.layout;
   const started = Date.now();
   const summary: AdoptionSummary = {
     root: paths.root,
@@ -62,12 +69,11 @@ export async function adoptDistributionRoot(
   };
   const previous = await index.getAdoption();
   if (previous && !options.again) return { ...summary, alreadyAdoptedAt: previous.completedAt };
-  const base = await stat(paths.base).catch(() => undefined);
-  if (!base?.isDirectory()) {
+  if (!(await tree.exists())) {
     throw new AdoptionError(`not a Distribution storage root: ${paths.base} is not a directory`);
   }
 
-  const reader = new RootReader(paths, (where, problem) => {
+  const reader = new RootReader(tree, blobs, (where, problem) => {
     summary.problems++;
     if (summary.problemList.length < MAX_LISTED_PROBLEMS) summary.problemList.push({ where, problem });
   });
@@ -108,9 +114,9 @@ export interface AdoptionLog {
  * `serve --adopt`: adopts the root before the server listens, unless an adoption is recorded,
  * logging progress every few seconds, the summary, and each problem skipped.
  */
-export async function adoptBeforeServing(index: AdoptableIndex, paths: StoragePaths, log: AdoptionLog): Promise<void> {
+export async function adoptBeforeServing(index: AdoptableIndex, source: AdoptionSource, log: AdoptionLog): Promise<void> {
   let lastLine = Date.now();
-  const summary = await adoptDistributionRoot(index, paths, {
+  const summary = await adoptDistributionRoot(index, source, {
     onProgress: (done, total) => {
       if (Date.now() - lastLine < 5_000) return;
       lastLine = Date.now();
