@@ -1,6 +1,7 @@
 // Online garbage collection over real HTTP: the grace period; stale uploads; dry runs; the
 // admin endpoint with and without auth; and `stowage gc`. GC under load is in
-// gc-under-load.test.ts.
+// gc-under-load.test.ts; its decisions and its races with writers, step by step over the
+// storage interfaces, in test/store-suites/gc-suite.ts.
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,7 @@
 // GC's queries (CollectableIndex): each snapshot finds what its doc comment describes, and
 // each removal re-checks its candidates, so a writer between the two wins. Ages come from
 // `before`: FUTURE() makes everything old, a time taken before the writes makes nothing old.
+// GC itself over an index and a blob store together: test/store-suites/gc-suite.ts.
 
 import { describe, expect } from 'vitest';
 import { linkId } from '../../../src/store/registry-index.js';
