@@ -70,6 +70,16 @@ export interface BlobStore {
     algorithm: DigestAlgorithm,
     isValidState: (state: Uint8Array, offset: number) => boolean,
   ): Promise<RecoveredUpload>;
+  /**
+   * The offset recoverUpload would recover to, changing nothing: safe to ask while another
+   * process writes to the upload (a status request served by a server not writing it).
+   */
+  uploadDurableOffset(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    isValidState: (state: Uint8Array, offset: number) => boolean,
+  ): Promise<number>;
   /** A local path to the upload's data, for re-hashing it with another algorithm. */
   uploadDataPath(repo: string, id: string): string;
   /**

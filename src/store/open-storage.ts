@@ -3,8 +3,8 @@
 // around them (storage.ts). The server and every command open their storage here; nothing
 // else constructs a backend.
 
-import { existsSync } from 'node:fs';
-import { mkdir, statfs } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageConfig } from '../config/config.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
@@ -43,7 +43,12 @@ export async function openStorage(settings: StorageSettings, options: OpenStorag
   await mkdir(path.dirname(indexFile), { recursive: true });
   // The probe lets a commit see, inside its transaction, that GC has not just removed the
   // file it is about to record (lmdb/tables.ts, gc/collector.ts).
-  const index = await LmdbIndex.open(indexFile, { contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size) });
+  const leasesFile = paths.leasesFile(bootId());
+  await removeLeasesOfEarlierBoots(leasesFile);
+  const index = await LmdbIndex.open(indexFile, {
+    contentPresent: (digest, size) => blobs.blobFilePresentSync(digest, size),
+    leasesPath: leasesFile,
+  });
   return {
     index,
     blobs,
@@ -72,6 +77,31 @@ export function defaultTokenKeyFile(settings: StorageSettings): string {
 /** The local layout the storage would have (Storage.localLayout), known before it opens. */
 export function localLayoutOf(settings: StorageSettings): StoragePaths | undefined {
   return settings.storage.blobs.driver === 'filesystem' ? new StoragePaths(settings.root) : undefined;
+}
+
+/** The kernel's id of this boot (Linux); undefined elsewhere. */
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Lease environments of earlier boots: no process that could hold one of their leases is
+ * alive, and one may be torn (it is written without fsync). Every server of this boot uses
+ * `current`, so removing the others races with nobody.
+ */
+async function removeLeasesOfEarlierBoots(current: string): Promise<void> {
+  const dir = path.dirname(current);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const keep = path.basename(current);
+  for (const name of names) {
+    if (/^leases-[0-9a-f-]+\.lmdb(-lock)?$/.test(name) && name !== keep && name !== `${keep}-lock`) {
+      await rm(path.join(dir, name), { force: true }).catch(() => undefined);
+    }
+  }
 }
 
 function fail(reason: string): never {

@@ -12,6 +12,9 @@
 //   uploads    <id>                                 -> UploadSession
 //   adoption   'last'                               -> AdoptionRecord   the last complete adoption (adopt.ts)
 //
+// Upload sessions' writer leases live in an environment of their own, written without
+// fsync (lmdb-leases.ts says why that is safe).
+//
 // Every method that changes anything runs as one write transaction, and its promise
 // resolves only once that transaction is synced to disk.
 //
@@ -24,13 +27,16 @@
 // file in a later one that checks again that no record exists, so the index never keeps
 // a record whose file is gone.
 
-import { open, type Database } from 'lmdb';
+import { dirname } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
 import type {
   AdoptableIndex,
   AdoptionBatch,
   AdoptionRecord,
   AuditableIndex,
   BlobRecord,
+  CreateUploadOptions,
+  CreateUploadResult,
   ImportBatch,
   IndexEntry,
   IndexRepair,
@@ -40,11 +46,13 @@ import type {
   PutManifestOptions,
   PutManifestResult,
   RegistryIndex,
+  UploadLeaseResult,
   UploadSession,
 } from '../registry-index.js';
 import type { IndexStats } from '../storage.js';
 import { guardFailedCommits } from './commit-guard.js';
 import { LmdbCollectable } from './lmdb-collectable.js';
+import { LmdbLeases } from './lmdb-leases.js';
 import { HIGH, publicRecord, type ContentProbe } from './tables.js';
 
 export type { ContentProbe } from './tables.js';
@@ -55,6 +63,8 @@ export interface IndexOptions {
    * it nothing is checked: fine for tools that run with no GC beside them.
    */
   contentPresent?: ContentProbe;
+  /** The upload leases' environment (lmdb-leases.ts); `leases.lmdb` beside the index when unset. */
+  leasesPath?: string;
 }
 
 export class LmdbIndex extends LmdbCollectable implements RegistryIndex, AuditableIndex, AdoptableIndex {
@@ -63,7 +73,15 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     // lets the API acknowledge a change only once it survives a crash.
     guardFailedCommits();
     const env = open({ path, overlappingSync: false, maxDbs: 16 });
-    return new LmdbIndex(env, options.contentPresent);
+    return new LmdbIndex(env, options.contentPresent, options.leasesPath ?? `${dirname(path)}/leases.lmdb`);
+  }
+
+  private constructor(
+    env: RootDatabase,
+    contentPresent: ContentProbe | undefined,
+    private readonly leasesPath: string,
+  ) {
+    super(env, contentPresent);
   }
 
   // Blobs.
@@ -224,9 +242,14 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   // Upload sessions.
 
-  createUpload(session: UploadSession): Promise<void> {
-    return this.env.transaction(() => {
+  createUpload(session: UploadSession, options: CreateUploadOptions = {}): Promise<CreateUploadResult> {
+    return this.env.transaction((): CreateUploadResult => {
+      // The table's entry count is kept by LMDB (no scan), and read inside this write
+      // transaction, which LMDB runs one at a time across every process.
+      const openSessions = entryCount(this.uploads);
+      if (options.maxSessions !== undefined && openSessions >= options.maxSessions) return { ok: false, openSessions };
       this.uploads.putSync(session.id, session);
+      return { ok: true };
     });
   }
 
@@ -242,6 +265,27 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   async listUploads(): Promise<UploadSession[]> {
     return [...this.uploads.getRange({})].map((entry) => entry.value);
+  }
+
+  async acquireUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<UploadLeaseResult | undefined> {
+    if (this.uploads.get(id) === undefined) return undefined;
+    return this.leases.acquire(id, holder, ttlMs, now);
+  }
+
+  renewUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<boolean> {
+    return this.leases.renew(id, holder, ttlMs, now);
+  }
+
+  releaseUploadLease(id: string, holder: string): Promise<void> {
+    return this.leases.release(id, holder, () => this.uploads.get(id) === undefined);
+  }
+
+  private leaseStore?: LmdbLeases;
+
+  /** Opened on first use: the tools that open the index never write to an upload. */
+  private get leases(): LmdbLeases {
+    this.leaseStore ??= LmdbLeases.open(this.leasesPath);
+    return this.leaseStore;
   }
 
 
@@ -315,7 +359,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   /** Entry counts and the bytes the environment's pages use, from LMDB's statistics (no scan). */
   async stats(): Promise<IndexStats> {
     const env = this.env.getStats() as { pageSize: number; lastPageNumber: number };
-    const count = (db: { getStats(): object }) => (db.getStats() as { entryCount: number }).entryCount;
+    const count = entryCount;
     return {
       sizeBytes: (env.lastPageNumber + 1) * env.pageSize,
       entries: {
@@ -330,6 +374,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   }
 
   async close(): Promise<void> {
+    await this.leaseStore?.close();
     await this.env.close();
   }
 }
@@ -338,6 +383,11 @@ let guarded = false;
 
 
 
+
+/** A table's entry count from LMDB's statistics (no scan); inside a write transaction, as of it. */
+function entryCount(db: { getStats(): object }): number {
+  return (db.getStats() as { entryCount: number }).entryCount;
+}
 
 /** Entries strictly after `page.last`, at most `page.n` of them. */
 function take<K>(keys: Iterable<K>, name: (key: K) => string, page: Page): string[] {
