@@ -6,16 +6,42 @@
 // API's 416), since that holder is usually still streaming.
 //
 // A lease lasts ttlMs and is renewed every ttlMs/3 while the request runs, so a long steady
-// upload keeps it; a process killed mid-request stops renewing and its lease expires. A
+// upload keeps it; a process killed mid-request stops renewing and its lease expires (or,
+// on the same host, is taken over at once: its pid is gone). A
 // holder that fails to renew in time (the index unreachable, the event loop stalled) must
 // assume another process took over: it writes nothing more and does not roll back either,
 // since the session's files may be the new holder's now.
 
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { RegistryIndex } from '../store/registry-index.js';
 import { UploadError } from './upload-errors.js';
 
 /** How long a lease lasts unless renewed: how long a killed server's session stays busy. */
 export const LEASE_TTL_MS = 30_000;
+
+/**
+ * A lease holder's name: unique per UploadService, and telling which host and process it
+ * lives in, so that a server restarted after a kill can see that its predecessor's leases
+ * are held by a dead process (isDeadHolder) instead of waiting for them to expire.
+ */
+export function holderName(): string {
+  return `${hostname()}/${process.pid}/${randomUUID()}`;
+}
+
+/** Whether `holder` (holderName) names a process on this host that is gone. */
+export function isDeadHolder(holder: string): boolean {
+  const [host, pidText] = holder.split('/');
+  const pid = Number(pidText);
+  if (host !== hostname() || !Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 export interface LeaseSettings {
   index: Pick<RegistryIndex, 'acquireUploadLease' | 'renewUploadLease' | 'releaseUploadLease'>;
@@ -49,7 +75,11 @@ export class HeldLease {
   /** Takes the lease; 'unknown' when the session is gone, 'busy' while another holder's lease is live. */
   static async take(settings: LeaseSettings, id: string): Promise<HeldLease> {
     const takenAt = settings.now();
-    const result = await settings.index.acquireUploadLease(id, settings.holder, settings.ttlMs, takenAt);
+    let result = await settings.index.acquireUploadLease(id, settings.holder, settings.ttlMs, takenAt);
+    if (result?.ok === false && isDeadHolder(result.holder)) {
+      // A killed server's lease: nothing can still be writing under it.
+      result = await settings.index.acquireUploadLease(id, settings.holder, settings.ttlMs, takenAt, { takeOverFrom: result.holder });
+    }
     if (result === undefined) throw new UploadError('unknown', 'upload unknown', { uuid: id });
     if (!result.ok) {
       throw new UploadError('busy', 'another server is writing to this upload', {

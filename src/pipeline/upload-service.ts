@@ -16,7 +16,7 @@ import { placeThenRecord } from '../store/place-then-record.js';
 import type { RegistryIndex } from '../store/registry-index.js';
 import type { HashPool } from '../hashing/hash-pool.js';
 import { initialHashState, isValidHashState } from '../hashing/hash-state.js';
-import { LEASE_TTL_MS, type HeldLease } from './session-lease.js';
+import { holderName, LEASE_TTL_MS, type HeldLease } from './session-lease.js';
 import { SessionLock } from './session-lock.js';
 import { UploadError } from './upload-errors.js';
 import { UploadSessions } from './upload-sessions.js';
@@ -39,7 +39,7 @@ export class UploadService {
     this.now = limits.now ?? Date.now;
     // A holder per service, not per process: two services over one index (a test's
     // "restart") are as separate as two processes.
-    const leases = { index, holder: `${process.pid}-${randomUUID()}`, ttlMs: limits.leaseTtlMs ?? LEASE_TTL_MS, now: this.now };
+    const leases = { index, holder: holderName(), ttlMs: limits.leaseTtlMs ?? LEASE_TTL_MS, now: this.now };
     this.sessions = new UploadSessions(index, blobs, limits, leases);
   }
 
@@ -83,7 +83,15 @@ export class UploadService {
     }
     // A request of this process is writing: its progress is in memory.
     if (upload.lease?.valid) return { id, repo, offset: upload.durable.offset };
-    // Another process may have written since: the blob store knows, asked without changing anything.
+    // Nobody is writing: under the lease, the memory is brought up to date (recovering the
+    // session, as after a restart, if another process wrote since).
+    try {
+      return await this.sessions.exclusive(repo, id, async (held) => ({ id, repo, offset: held.durable.offset }), { wait: false });
+    } catch (error) {
+      if (!(error instanceof UploadError && error.kind === 'busy')) throw error;
+    }
+    // Another request is writing (most likely another process's): the blob store knows its
+    // durable point, asked without changing anything.
     if ((await this.index.getUpload(id)) === undefined) {
       this.sessions.forget(id);
       throw new UploadError('unknown', 'upload unknown', { uuid: id });

@@ -70,9 +70,14 @@ export type CreateUploadResult = { ok: true } | { ok: false; openSessions: numbe
 
 /**
  * A writer lease granted (with the session's new and previous generation), or refused
- * because another holder's lease is live until `heldUntil` (milliseconds since the epoch).
+ * because `holder`'s lease is live until `heldUntil` (milliseconds since the epoch).
  */
-export type UploadLeaseResult = { ok: true; generation: number; previous: number } | { ok: false; heldUntil: number };
+export type UploadLeaseResult = { ok: true; generation: number; previous: number } | { ok: false; heldUntil: number; holder: string };
+
+export interface AcquireLeaseOptions {
+  /** A holder known to be dead, whose live lease may be taken over. */
+  takeOverFrom?: string;
+}
 
 export interface Page {
   /** Maximum number of entries; undefined means all. */
@@ -181,9 +186,11 @@ export interface RegistryIndex {
    * refused while another holder's lease is live (its `until` is after `now`). Each grant
    * increments the session's generation; `previous` is the one before, so a holder that
    * remembers the generation of its own last lease learns whether anyone wrote since.
-   * Undefined when there is no such session.
+   * With `options.takeOverFrom`, a live lease of exactly that holder is taken too: the
+   * caller knows that holder is dead (a killed server's process). Undefined when there is
+   * no such session.
    */
-  acquireUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<UploadLeaseResult | undefined>;
+  acquireUploadLease(id: string, holder: string, ttlMs: number, now: number, options?: AcquireLeaseOptions): Promise<UploadLeaseResult | undefined>;
   /** Extends `holder`'s lease to `now + ttlMs`; false, and nothing written, if the lease is no longer its. */
   renewUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<boolean>;
   /** Ends `holder`'s lease (the generation stays); nothing if another holder has it now. */

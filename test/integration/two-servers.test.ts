@@ -1,7 +1,8 @@
 // Two Stowage servers (child processes) over ONE storage root: an upload session is shared
 // state, so its requests may alternate between them, concurrent appends to one session are
-// refused by all but one writer (416) and lose nothing, a server killed while writing leaves
-// a writer lease that expires so the other carries on from the last durable offset, and the
+// refused by all but one writer (416) and lose nothing, a server frozen or killed while
+// writing leaves a writer lease that expires so the other carries on from the last durable
+// offset, and the
 // session limit counts the sessions of both.
 //
 // The servers get a short writer-lease TTL through STOWAGE_TEST_LEASE_TTL_MS (read by
@@ -177,7 +178,10 @@ describe('one upload session served by two processes', () => {
     await expectServedByBoth(bytes);
   });
 
-  it('a server killed mid-PATCH leaves a lease that expires: the other resumes at the durable offset', async () => {
+  // A SIGKILLed server's lease on this host is taken over at once (its pid is gone), so the
+  // server is first frozen (SIGSTOP: alive, not renewing, as a hung or partitioned one) and
+  // killed only once the other has waited out the lease.
+  it('a server frozen then killed mid-PATCH leaves a lease that expires: the other resumes at the durable offset', async () => {
     const bytes = randomBytes(4_000_000);
     const session = await post(a);
     const dataFile = path.join(root, 'docker/registry/v2/repositories', REPO, '_uploads', session.split('/').at(-1)!, 'data');
@@ -186,8 +190,7 @@ describe('one upload session served by two processes', () => {
     // lease; what it wrote past the durable offset is on disk but not acknowledged.
     const stalled = gatedPatch(`${a.url}${session}`, bytes.subarray(500_000, 2_700_000), bytes.subarray(2_700_000, 3_000_000), new Promise(() => undefined));
     await waitFor(async () => (await stat(dataFile)).size > 500_000, { what: "A's stalled request to write", intervalMs: 20 });
-    await a.kill();
-    stalled.abort();
+    a.child.kill('SIGSTOP');
     const killedAt = Date.now();
     // Until A's lease expires B refuses; afterwards it takes over at A's last durable offset.
     const early = await patch(b, session, bytes.subarray(500_000, 3_000_000), 500_000);
@@ -202,7 +205,10 @@ describe('one upload session served by two processes', () => {
       },
       { what: "A's lease to expire", timeoutMs: 4 * LEASE_TTL_MS, intervalMs: 100, detail: () => b.output() },
     );
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_TTL_MS / 2);
     expect(resumed!.status, await resumed!.clone().text()).toBe(202);
+    await a.kill();
+    stalled.abort();
     expect(await offsetOn(b, session)).toBe(3_000_000);
     const done = await put(b, session, sha256(bytes), bytes.subarray(3_000_000));
     expect(done.status, await done.clone().text()).toBe(201);

@@ -80,8 +80,8 @@ export function runUploadSessionSuite(name: string, factory: SessionIndexFactory
       it('is exclusive: a second holder is refused while the first holds it, with its end', async () => {
         await index().createUpload(session('u1'));
         expect(await index().acquireUploadLease('u1', 'p1', TTL, T0)).toEqual({ ok: true, generation: 1, previous: 0 });
-        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + 1)).toEqual({ ok: false, heldUntil: T0 + TTL });
-        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + TTL - 1)).toEqual({ ok: false, heldUntil: T0 + TTL });
+        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + 1)).toEqual({ ok: false, heldUntil: T0 + TTL, holder: 'p1' });
+        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + TTL - 1)).toEqual({ ok: false, heldUntil: T0 + TTL, holder: 'p1' });
       });
 
       it('expires: past its end another holder takes it, and the first can no longer renew', async () => {
@@ -89,7 +89,7 @@ export function runUploadSessionSuite(name: string, factory: SessionIndexFactory
         await index().acquireUploadLease('u1', 'p1', TTL, T0);
         expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + TTL)).toEqual({ ok: true, generation: 2, previous: 1 });
         expect(await index().renewUploadLease('u1', 'p1', TTL, T0 + TTL + 1)).toBe(false);
-        expect(await index().acquireUploadLease('u1', 'p1', TTL, T0 + TTL + 2)).toEqual({ ok: false, heldUntil: T0 + 2 * TTL });
+        expect(await index().acquireUploadLease('u1', 'p1', TTL, T0 + TTL + 2)).toEqual({ ok: false, heldUntil: T0 + 2 * TTL, holder: 'p2' });
       });
 
       it('renewing extends it from the given time', async () => {
@@ -97,7 +97,7 @@ export function runUploadSessionSuite(name: string, factory: SessionIndexFactory
         await index().acquireUploadLease('u1', 'p1', TTL, T0);
         expect(await index().renewUploadLease('u1', 'p1', TTL, T0 + 20_000)).toBe(true);
         // Past the first end, within the renewed one: still held.
-        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + TTL + 5)).toEqual({ ok: false, heldUntil: T0 + 20_000 + TTL });
+        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + TTL + 5)).toEqual({ ok: false, heldUntil: T0 + 20_000 + TTL, holder: 'p1' });
         expect(await index().renewUploadLease('u1', 'p2', TTL, T0 + TTL + 6)).toBe(false);
       });
 
@@ -124,6 +124,20 @@ export function runUploadSessionSuite(name: string, factory: SessionIndexFactory
         await index().releaseUploadLease('u1', 'p2');
         // p2 wrote in between: p1 sees a previous that is not its own last (2).
         expect(await index().acquireUploadLease('u1', 'p1', TTL, T0 + 3)).toEqual({ ok: true, generation: 4, previous: 3 });
+      });
+
+      it('takes over a live lease only from the dead holder named, not from another', async () => {
+        await index().createUpload(session('u1'));
+        await index().acquireUploadLease('u1', 'dead', TTL, T0);
+        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + 1, { takeOverFrom: 'someone-else' })).toEqual({
+          ok: false,
+          heldUntil: T0 + TTL,
+          holder: 'dead',
+        });
+        expect(await index().acquireUploadLease('u1', 'p2', TTL, T0 + 1, { takeOverFrom: 'dead' })).toEqual({ ok: true, generation: 2, previous: 1 });
+        expect(await index().renewUploadLease('u1', 'dead', TTL, T0 + 2)).toBe(false);
+        // p2's lease is not 'dead''s: naming the old holder again takes nothing.
+        expect(await index().acquireUploadLease('u1', 'p3', TTL, T0 + 3, { takeOverFrom: 'dead' })).toMatchObject({ ok: false, holder: 'p2' });
       });
 
       it('sessions have leases of their own', async () => {

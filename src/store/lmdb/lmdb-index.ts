@@ -30,6 +30,7 @@
 import { dirname } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type {
+  AcquireLeaseOptions,
   AdoptableIndex,
   AdoptionBatch,
   AdoptionRecord,
@@ -267,9 +268,9 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     return [...this.uploads.getRange({})].map((entry) => entry.value);
   }
 
-  async acquireUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<UploadLeaseResult | undefined> {
+  async acquireUploadLease(id: string, holder: string, ttlMs: number, now: number, options: AcquireLeaseOptions = {}): Promise<UploadLeaseResult | undefined> {
     if (this.uploads.get(id) === undefined) return undefined;
-    return this.leases.acquire(id, holder, ttlMs, now);
+    return this.leases.acquire(id, holder, ttlMs, now, options.takeOverFrom);
   }
 
   renewUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<boolean> {

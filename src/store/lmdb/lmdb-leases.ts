@@ -27,7 +27,7 @@ interface LeaseRecord {
   generation: number;
 }
 
-export type LeaseGrant = { ok: true; generation: number; previous: number } | { ok: false; heldUntil: number };
+export type LeaseGrant = { ok: true; generation: number; previous: number } | { ok: false; heldUntil: number; holder: string };
 
 export class LmdbLeases {
   private constructor(
@@ -40,12 +40,11 @@ export class LmdbLeases {
     return new LmdbLeases(env, env.openDB({ name: 'leases' }));
   }
 
-  acquire(id: string, holder: string, ttlMs: number, now: number): Promise<LeaseGrant> {
+  acquire(id: string, holder: string, ttlMs: number, now: number, takeOverFrom?: string): Promise<LeaseGrant> {
     return this.env.transaction((): LeaseGrant => {
       const current = this.leases.get(id);
-      if (current !== undefined && current.holder !== '' && current.holder !== holder && current.until > now) {
-        return { ok: false, heldUntil: current.until };
-      }
+      const live = current !== undefined && current.holder !== '' && current.holder !== holder && current.until > now;
+      if (live && current.holder !== takeOverFrom) return { ok: false, heldUntil: current.until, holder: current.holder };
       const previous = current?.generation ?? 0;
       this.leases.putSync(id, { holder, until: now + ttlMs, generation: previous + 1 });
       return { ok: true, generation: previous + 1, previous };
