@@ -12,8 +12,7 @@
 //   uploads    <id>                                 -> UploadSession
 //   adoption   'last'                               -> AdoptionRecord   the last complete adoption (adopt.ts)
 //
-// Upload sessions' writer leases live in an environment of their own, written without
-// fsync (lmdb-leases.ts says why that is safe).
+// Upload sessions' writer leases live in an environment of their own (lmdb-leases.ts).
 //
 // Every method that changes anything runs as one write transaction, and its promise
 // resolves only once that transaction is synced to disk.
@@ -245,8 +244,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   createUpload(session: UploadSession, options: CreateUploadOptions = {}): Promise<CreateUploadResult> {
     return this.env.transaction((): CreateUploadResult => {
-      // The table's entry count is kept by LMDB (no scan), and read inside this write
-      // transaction, which LMDB runs one at a time across every process.
+      // LMDB keeps the count (no scan); write transactions run one at a time across processes.
       const openSessions = entryCount(this.uploads);
       if (options.maxSessions !== undefined && openSessions >= options.maxSessions) return { ok: false, openSessions };
       this.uploads.putSync(session.id, session);
@@ -282,11 +280,9 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   }
 
   private leaseStore?: LmdbLeases;
-
   /** Opened on first use: the tools that open the index never write to an upload. */
   private get leases(): LmdbLeases {
-    this.leaseStore ??= LmdbLeases.open(this.leasesPath);
-    return this.leaseStore;
+    return (this.leaseStore ??= LmdbLeases.open(this.leasesPath));
   }
 
 
