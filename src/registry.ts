@@ -74,7 +74,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
     blobs,
     pool,
     { bytesReceived: (bytes) => metrics.uploadBytesReceived(bytes) },
-    { maxSessions: limits.maxUploads, lifetimeMs: limits.uploadLifetime * 1000 },
+    { maxSessions: limits.maxUploads, lifetimeMs: limits.uploadLifetime * 1000, leaseTtlMs: testLeaseTtlMs() },
   );
   const monitoring = {
     metrics,
@@ -149,3 +149,12 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   return { url: address, plainUrl: plainAddress, app, metrics, gc, close };
 }
 
+/**
+ * The upload writer-lease TTL from STOWAGE_TEST_LEASE_TTL_MS, which only tests set (to see a
+ * killed server's lease expire in seconds, test/integration/two-servers.test.ts); it is not a
+ * configuration key. Undefined (the default, session-lease.ts) when unset or invalid.
+ */
+function testLeaseTtlMs(): number | undefined {
+  const value = Number(process.env.STOWAGE_TEST_LEASE_TTL_MS);
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+}

@@ -2,6 +2,12 @@
 // whose data and hash state are both on disk) is the only state that matters: a session seen
 // first after a restart is recovered from disk without reading its data, and a failed request
 // rolls back to it.
+//
+// Several processes may serve one storage, so nothing about a session is this process's
+// alone: the session and the count of open sessions are in the index, and a request writes
+// only under the session's writer lease (session-lease.ts). The durable point kept in memory
+// is a cache, valid while the lease's generation shows that nobody else wrote since this
+// process's last lease; otherwise it is recovered from the blob store under the lease.
 
 import { randomUUID } from 'node:crypto';
 import type { Digest, DigestAlgorithm } from '../oci/digest.js';
@@ -10,50 +16,42 @@ import { placeThenRecord } from '../store/place-then-record.js';
 import type { RegistryIndex, Reservation } from '../store/registry-index.js';
 import type { HashPool } from '../hashing/hash-pool.js';
 import { initialHashState, isValidHashState } from '../hashing/hash-state.js';
-import { SessionCount } from './session-count.js';
-import { SessionLock, SESSION_WAIT_MS } from './session-lock.js';
+import { holderName, LEASE_TTL_MS, type HeldLease } from './session-lease.js';
+import { SessionLock } from './session-lock.js';
 import { UploadError } from './upload-errors.js';
+import { UploadSessions } from './upload-sessions.js';
 import type { ActiveUpload, AppendRequest, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
 import { appendBody, type HashedOffset } from './upload-writer.js';
 
 export type { AppendRequest, ChunkRange, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
-export { RETRY_AFTER_SECONDS } from './session-count.js';
+export { RETRY_AFTER_SECONDS } from './upload-types.js';
 
 export class UploadService {
-  private readonly active = new Map<string, Promise<ActiveUpload | undefined>>();
-  private readonly count: SessionCount;
+  private readonly now: () => number;
+  private readonly sessions: UploadSessions;
   constructor(
     private readonly index: RegistryIndex,
     private readonly blobs: BlobStore,
     private readonly pool: HashPool,
     private readonly hooks: UploadHooks = {},
-    private readonly limits: UploadLimits = {},
+    limits: UploadLimits = {},
   ) {
-    this.count = new SessionCount(limits.maxSessions, async () => (await index.listUploads()).length, () => this.expireOld());
+    this.now = limits.now ?? Date.now;
+    // A holder per service, not per process: two services over one index (a test's
+    // "restart") are as separate as two processes.
+    const leases = { index, holder: holderName(), ttlMs: limits.leaseTtlMs ?? LEASE_TTL_MS, now: this.now };
+    this.sessions = new UploadSessions(index, blobs, limits, leases);
   }
 
   async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
-    // Counted before the session exists, so concurrent starts cannot all pass the check.
-    await this.count.reserve();
-    try {
-      return await this.open(repo, algorithm);
-    } catch (error) {
-      this.count.ended();
-      throw error;
-    } finally {
-      this.count.started();
-    }
-  }
-
-  private async open(repo: string, algorithm: DigestAlgorithm): Promise<UploadStatus> {
     const id = randomUUID();
-    const startedAt = Date.now();
+    const startedAt = this.now();
     // Directory first, then the session: a crash in between leaves a directory no session
     // names (garbage, as after a commit), never a session whose directory is missing, which
     // fsck would have to report as damage.
     try {
       await this.blobs.createUpload(repo, id, new Date(startedAt), algorithm);
-      await this.index.createUpload({ id, repo, algorithm, startedAt });
+      await this.sessions.admit({ id, repo, algorithm, startedAt });
     } catch (error) {
       // The client never learns this id: leave nothing behind that nobody can finish.
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
@@ -64,10 +62,12 @@ export class UploadService {
       repo,
       algorithm,
       durable: { offset: 0, state: initialHashState(algorithm) },
+      // No lease was ever granted on the new session: the first one's `previous` is 0.
+      generation: 0,
       lock: new SessionLock(),
       startedAt,
     };
-    this.active.set(id, Promise.resolve(upload));
+    this.sessions.add(upload);
     return { id, repo, offset: 0 };
   }
 
@@ -76,26 +76,42 @@ export class UploadService {
    * back is waited for, so the offset reported is the one a retry resumes at.
    */
   async status(repo: string, id: string): Promise<UploadStatus> {
-    let upload = await this.find(repo, id);
+    let upload = await this.sessions.find(repo, id);
     if (upload.settling) {
       await upload.settling;
-      upload = await this.find(repo, id);
+      upload = await this.sessions.find(repo, id);
     }
-    return { id, repo, offset: upload.durable.offset };
+    // A request of this process is writing: its progress is in memory.
+    if (upload.lease?.valid) return { id, repo, offset: upload.durable.offset };
+    // Nobody is writing: under the lease, the memory is brought up to date (recovering the
+    // session, as after a restart, if another process wrote since).
+    try {
+      return await this.sessions.exclusive(repo, id, async (held) => ({ id, repo, offset: held.durable.offset }), { wait: false });
+    } catch (error) {
+      if (!(error instanceof UploadError && error.kind === 'busy')) throw error;
+    }
+    // Another request is writing (most likely another process's): the blob store knows its
+    // durable point, asked without changing anything.
+    if ((await this.index.getUpload(id)) === undefined) {
+      this.sessions.forget(id);
+      throw new UploadError('unknown', 'upload unknown', { uuid: id });
+    }
+    const offset = await this.blobs.uploadDurableOffset(repo, id, upload.algorithm, (state, at) => isValidHashState(upload.algorithm, state, at));
+    return { id, repo, offset };
   }
 
   async append(repo: string, id: string, request: AppendRequest): Promise<UploadStatus> {
-    return this.exclusive(repo, id, async (upload) => {
-      await this.write(upload, request);
+    return this.sessions.exclusive(repo, id, async (upload, lease) => {
+      await this.write(upload, request, lease);
       return { id, repo, offset: upload.durable.offset };
     });
   }
 
   /** Appends an optional last chunk, verifies the digest and moves the blob into the store. */
   async complete(repo: string, id: string, digest: Digest, lastChunk?: AppendRequest): Promise<CommittedBlob> {
-    return this.exclusive(repo, id, async (upload) => {
+    return this.sessions.exclusive(repo, id, async (upload, lease) => {
       const before = upload.durable;
-      if (lastChunk) await this.write(upload, lastChunk);
+      if (lastChunk) await this.write(upload, lastChunk, lease);
       const size = upload.durable.offset;
       const actual = await this.digestOf(upload, digest.algorithm);
       if (actual !== digest.hex) {
@@ -108,9 +124,9 @@ export class UploadService {
           actual: `${digest.algorithm}:${actual}`,
         });
       }
+      lease.check();
       await this.placeAndRecord(repo, id, digest.value, size, (reservation) => this.index.commitUpload(id, repo, digest.value, size, reservation));
-      this.active.delete(id);
-      this.count.ended();
+      this.sessions.forget(id);
       // The blob is committed: failing the request now would tell the client otherwise. A
       // directory left behind belongs to no session and is garbage for GC.
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
@@ -126,23 +142,23 @@ export class UploadService {
    * transaction, so an aborted import leaves nothing visible.
    */
   async commitUnlinked(repo: string, id: string, expected?: Digest): Promise<CommittedBlob> {
-    return this.exclusive(repo, id, async (upload) => {
+    return this.sessions.exclusive(repo, id, async (upload, lease) => {
       const size = upload.durable.offset;
       const algorithm = expected?.algorithm ?? upload.algorithm;
       const digest = `${algorithm}:${await this.digestOf(upload, algorithm)}`;
       if (expected && digest !== expected.value) {
         throw new UploadError('digest', 'content does not match the digest', { expected: expected.value, actual: digest });
       }
+      lease.check();
       await this.placeAndRecord(repo, id, digest, size, (reservation) => this.index.commitUploadUnlinked(id, digest, size, reservation));
-      this.active.delete(id);
-      this.count.ended();
+      this.sessions.forget(id);
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
       return { digest, size };
     });
   }
 
   async cancel(repo: string, id: string): Promise<void> {
-    await this.exclusive(repo, id, (upload) => this.discard(upload));
+    await this.sessions.exclusive(repo, id, (upload) => this.sessions.discard(upload), { recover: false });
   }
 
   /**
@@ -160,15 +176,6 @@ export class UploadService {
     await this.rollBack(upload);
   }
 
-  /** Ends a session without a blob: cancelled or expired. */
-  private async discard(upload: ActiveUpload): Promise<void> {
-    await this.index.deleteUpload(upload.id);
-    this.active.delete(upload.id);
-    this.count.ended();
-    // The session is gone once the index says so; a directory left behind is garbage for GC.
-    await this.blobs.removeUpload(upload.repo, upload.id).catch(() => undefined);
-  }
-
   /** A whole blob in one request: a session that lives for that request only. */
   async putMonolithic(repo: string, digest: Digest, body: AppendRequest): Promise<CommittedBlob> {
     const { id } = await this.start(repo, digest.algorithm);
@@ -180,7 +187,7 @@ export class UploadService {
     }
   }
 
-  private async write(upload: ActiveUpload, request: AppendRequest): Promise<void> {
+  private async write(upload: ActiveUpload, request: AppendRequest, lease: HeldLease): Promise<void> {
     const { range, length } = request;
     let expectedLength = length;
     if (range) {
@@ -204,14 +211,22 @@ export class UploadService {
         pool: this.pool,
         algorithm: upload.algorithm,
         from: upload.durable,
-        body: request.body,
+        body: lease.guard(request.body),
         expectedLength,
         persist: async (point, dataDurable) => {
+          lease.check();
           await this.blobs.writeHashState(upload.repo, upload.id, upload.algorithm, point.offset, point.state, dataDurable);
           upload.durable = point;
         },
       });
     } catch (error) {
+      if (!lease.valid) {
+        // The session may be another process's now: its files are left alone, and this
+        // process recovers them under its next lease instead of trusting its memory.
+        upload.generation = undefined;
+        await data.close().catch(() => undefined);
+        throw error;
+      }
       await this.settle(upload, async () => {
         await data.close().catch(() => undefined);
         await this.rollBack(upload);
@@ -241,13 +256,10 @@ export class UploadService {
    */
   private async rollBack(upload: ActiveUpload): Promise<void> {
     try {
-      const recovered = await this.blobs.recoverUpload(upload.repo, upload.id, upload.algorithm, (state, offset) =>
-        isValidHashState(upload.algorithm, state, offset),
-      );
-      upload.durable = { offset: recovered.offset, state: recovered.state ?? initialHashState(upload.algorithm) };
+      upload.durable = await this.sessions.recoverDurable(upload);
     } catch {
       // The disk state is unknown: forget the session so the next request recovers it afresh.
-      this.active.delete(upload.id);
+      this.sessions.forget(upload.id);
     }
   }
 
@@ -258,98 +270,6 @@ export class UploadService {
     const bytes = offset === 0 ? [] : this.blobs.readUploadData(upload.repo, upload.id, { start: 0, end: offset - 1 });
     const state = await this.pool.hashStream(algorithm, initialHashState(algorithm), bytes, offset);
     return this.pool.digest(algorithm, state);
-  }
-
-  /**
-   * Runs `work` holding the session. A session another request holds is waited for (bounded;
-   * `wait: false` refuses at once): the holder is most often a request whose client went
-   * away and whose rollback the client's retry must not be refused for.
-   */
-  private async exclusive<T>(
-    repo: string,
-    id: string,
-    work: (upload: ActiveUpload) => Promise<T>,
-    options: { wait?: boolean } = {},
-  ): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const upload = await this.find(repo, id);
-      if (!upload.lock.tryAcquire()) {
-        const waitMs = options.wait === false ? 0 : (this.limits.sessionWaitMs ?? SESSION_WAIT_MS);
-        if (!(await upload.lock.acquire(waitMs))) {
-          throw new UploadError('busy', 'another request is writing to this upload', { uuid: id });
-        }
-        // While we waited the session may have ended (committed, cancelled) or been
-        // forgotten after a failed rollback: find it again, or learn that it is gone.
-        if ((await this.active.get(id)) !== upload) {
-          upload.lock.unlock();
-          if (attempt < 3) continue;
-          throw new UploadError('busy', 'the upload changed while this request waited for it', { uuid: id });
-        }
-      }
-      try {
-        return await work(upload);
-      } finally {
-        upload.lock.unlock();
-      }
-    }
-  }
-
-  private async find(repo: string, id: string): Promise<ActiveUpload> {
-    let loading = this.active.get(id);
-    if (!loading) {
-      loading = this.recover(id);
-      this.active.set(id, loading);
-      loading.then((upload) => upload ?? this.active.delete(id), () => this.active.delete(id));
-    }
-    const upload = await loading;
-    if (!upload || upload.repo !== repo) throw new UploadError('unknown', 'upload unknown', { uuid: id });
-    if (this.limits.lifetimeMs !== undefined && Date.now() - upload.startedAt > this.limits.lifetimeMs) {
-      await this.expire(upload);
-      throw new UploadError('unknown', 'upload expired', { uuid: id, reason: 'the session is older than its lifetime' });
-    }
-    return upload;
-  }
-
-  /**
-   * Removes a session past its lifetime, as cancel() would. One that a request is still
-   * writing to is left to that request; the next access removes it.
-   */
-  private async expire(upload: ActiveUpload): Promise<void> {
-    if (!upload.lock.tryAcquire()) return;
-    try {
-      await this.discard(upload);
-    } finally {
-      upload.lock.unlock();
-    }
-  }
-
-  /** At the session limit, sessions past their lifetime make room before anyone is refused. */
-  private async expireOld(): Promise<void> {
-    const lifetime = this.limits.lifetimeMs;
-    if (lifetime === undefined) return;
-    const now = Date.now();
-    for (const session of await this.index.listUploads()) {
-      // find() removes a session past its lifetime (and then throws, as to any client).
-      if (now - session.startedAt > lifetime) await this.find(session.repo, session.id).catch(() => undefined);
-    }
-  }
-
-  /** A session known to the index but not in memory: the server restarted since it was last used. */
-  private async recover(id: string): Promise<ActiveUpload | undefined> {
-    const session = await this.index.getUpload(id);
-    if (!session) return undefined;
-    const { algorithm } = session;
-    const recovered = await this.blobs.recoverUpload(session.repo, id, algorithm, (state, offset) =>
-      isValidHashState(algorithm, state, offset),
-    );
-    return {
-      id,
-      repo: session.repo,
-      algorithm,
-      durable: { offset: recovered.offset, state: recovered.state ?? initialHashState(algorithm) },
-      lock: new SessionLock(),
-      startedAt: session.startedAt,
-    };
   }
 
   // ---- garbage collection (gc/collector.ts) ----
@@ -371,13 +291,13 @@ export class UploadService {
     const activity = await this.blobs.uploadActivity(repo, id);
     if (Math.max(session.startedAt, activity ?? 0) >= idleSince) return false;
     try {
-      return await this.exclusive(repo, id, async (upload) => {
+      return await this.sessions.exclusive(repo, id, async (upload) => {
         // Changed while we waited for the session: a request wrote to it (or recovery cut
         // its torn tail after a restart). Either way it is not idle; a later run decides.
         if ((await this.blobs.uploadActivity(repo, id)) !== activity) return false;
-        await this.discard(upload);
+        await this.sessions.discard(upload);
         return true;
-      }, { wait: false });
+      }, { wait: false, recover: false });
     } catch (error) {
       if (error instanceof UploadError && (error.kind === 'busy' || error.kind === 'unknown')) return false;
       throw error;

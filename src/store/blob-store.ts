@@ -83,6 +83,16 @@ export interface BlobStore {
     isValidState: (state: Uint8Array, offset: number) => boolean,
   ): Promise<RecoveredUpload>;
   /**
+   * The offset recoverUpload would recover to, changing nothing: safe to ask while another
+   * process writes to the upload (a status request served by a server not writing it).
+   */
+  uploadDurableOffset(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    isValidState: (state: Uint8Array, offset: number) => boolean,
+  ): Promise<number>;
+  /**
    * Places the (already durable) upload data at the blob's place; an existing blob is kept.
    * The upload's own copy stays until removeUpload, so a crash before the index commits
    * leaves the session intact.

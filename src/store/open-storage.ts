@@ -3,8 +3,8 @@
 // around them (storage.ts). The server and every command open their storage here; nothing
 // else constructs a backend.
 
-import { existsSync } from 'node:fs';
-import { mkdir, statfs } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageConfig } from '../config/config.js';
 import type { DistributionTree } from './distribution-tree.js';
@@ -43,7 +43,9 @@ export async function openStorage(settings: StorageSettings, options: OpenStorag
     throw new StorageError('STORAGE_NOT_FOUND', `${settings.root} is not a Stowage storage root (no ${indexFile})`);
   }
   await mkdir(path.dirname(indexFile), { recursive: true });
-  const index = await LmdbIndex.open(indexFile);
+  const leasesFile = paths.leasesFile(bootId());
+  await removeLeasesOfEarlierBoots(leasesFile);
+  const index = await LmdbIndex.open(indexFile, { leasesPath: leasesFile });
   return {
     index,
     blobs,
@@ -72,6 +74,31 @@ export function defaultTokenKeyFile(settings: StorageSettings): string {
 /** The storage read as a Distribution root (Storage.distributionTree), known before it opens. */
 export function distributionTreeOf(settings: StorageSettings): DistributionTree {
   return new FsDistributionTree(new StoragePaths(settings.root));
+}
+
+/** The kernel's id of this boot (Linux); undefined elsewhere. */
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Lease environments of earlier boots: no process that could hold one of their leases is
+ * alive, and one may be torn (it is written without fsync). Every server of this boot uses
+ * `current`, so removing the others races with nobody.
+ */
+async function removeLeasesOfEarlierBoots(current: string): Promise<void> {
+  const dir = path.dirname(current);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const keep = path.basename(current);
+  for (const name of names) {
+    if (/^leases-[0-9a-f-]+\.lmdb(-lock)?$/.test(name) && name !== keep && name !== `${keep}-lock`) {
+      await rm(path.join(dir, name), { force: true }).catch(() => undefined);
+    }
+  }
 }
 
 function fail(reason: string): never {

@@ -10,7 +10,8 @@
 //   <root>/stowage/index.lmdb, index.lmdb-lock                       the index (ours; Distribution has none)
 //   <root>/stowage/token-key.pem                                     token signing key, when auth.token.key is unset
 //   <root>/stowage/.ready-probe-<pid>-<n>                            written and removed by the readiness probe
-//   <root>/stowage/server.pid                                        pid of the server using the root (fsck --repair checks it)
+//   <root>/stowage/leases-<boot id>.lmdb, …-lock                      upload sessions' writer leases, not fsynced (store/lmdb/lmdb-leases.ts)
+//   <root>/stowage/servers/<pid>                                     one per server using the root (fsck --repair checks them)
 //   <root>/stowage/quarantine/<alg>-<hex>.<time>                     blobs fsck --repair found corrupt, kept for inspection
 //
 // Repository links, manifests, tags and referrers live in the index, not in link files.
@@ -50,12 +51,29 @@ export class StoragePaths {
   }
 
   /**
-   * The pid of the server serving this root, written at start and removed at a clean stop;
-   * a stale one (the server was killed) names a process that is gone. `fsck --repair`
-   * refuses to run while it names a live process.
+   * Where the servers serving this root register: one file per server, named by its pid,
+   * written at start and removed at a clean stop; several servers may serve one root. A
+   * stale one (its server was killed) names a process that is gone. `fsck --repair` refuses
+   * to run while any names a live process.
    */
-  serverPidFile(): string {
-    return path.join(path.resolve(this.root), 'stowage', 'server.pid');
+  serversDir(): string {
+    return path.join(path.resolve(this.root), 'stowage', 'servers');
+  }
+
+  serverPidFile(pid: number): string {
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`invalid pid: ${pid}`);
+    return path.join(this.serversDir(), String(pid));
+  }
+
+  /**
+   * The upload leases' LMDB environment of the boot `bootId` (the kernel's random boot id):
+   * it is written without fsync, so an OS crash may leave it unreadable, and a new boot
+   * (in which no process remembers a lease) starts from a fresh one. Undefined `bootId`
+   * (a system without one) gives the one fixed name.
+   */
+  leasesFile(bootId?: string): string {
+    if (bootId !== undefined && !/^[0-9a-f-]{1,64}$/.test(bootId)) throw new Error(`invalid boot id: ${JSON.stringify(bootId)}`);
+    return path.join(path.resolve(this.root), 'stowage', bootId === undefined ? 'leases.lmdb' : `leases-${bootId}.lmdb`);
   }
 
   /**

@@ -61,6 +61,24 @@ export interface UploadSession {
   startedAt: number;
 }
 
+export interface CreateUploadOptions {
+  /** Refuse when this many sessions are open already; no limit when undefined. */
+  maxSessions?: number;
+}
+
+export type CreateUploadResult = { ok: true } | { ok: false; openSessions: number };
+
+/**
+ * A writer lease granted (with the session's new and previous generation), or refused
+ * because `holder`'s lease is live until `heldUntil` (milliseconds since the epoch).
+ */
+export type UploadLeaseResult = { ok: true; generation: number; previous: number } | { ok: false; heldUntil: number; holder: string };
+
+export interface AcquireLeaseOptions {
+  /** A holder known to be dead, whose live lease may be taken over. */
+  takeOverFrom?: string;
+}
+
 export interface Page {
   /** Maximum number of entries; undefined means all. */
   n?: number;
@@ -172,11 +190,31 @@ export interface RegistryIndex {
   repositoryExists(repo: string): Promise<boolean>;
   listRepositories(page?: Page): Promise<string[]>;
 
-  // Upload sessions.
-  createUpload(session: UploadSession): Promise<void>;
+  // Upload sessions. Every process serving the storage shares them: the session, how many
+  // are open, and which request may write to one (its writer lease) live here, not in memory.
+  /**
+   * Records the session, unless `options.maxSessions` sessions are open already (counted
+   * inside the same transaction, so concurrent creations, from any process, never pass the
+   * limit together): then nothing is written and the result says how many are open.
+   */
+  createUpload(session: UploadSession, options?: CreateUploadOptions): Promise<CreateUploadResult>;
   getUpload(id: string): Promise<UploadSession | undefined>;
   deleteUpload(id: string): Promise<void>;
   listUploads(): Promise<UploadSession[]>;
+  /**
+   * Takes the session's writer lease for `holder` until `now + ttlMs`, in one transaction:
+   * refused while another holder's lease is live (its `until` is after `now`). Each grant
+   * increments the session's generation; `previous` is the one before, so a holder that
+   * remembers the generation of its own last lease learns whether anyone wrote since.
+   * With `options.takeOverFrom`, a live lease of exactly that holder is taken too: the
+   * caller knows that holder is dead (a killed server's process). Undefined when there is
+   * no such session.
+   */
+  acquireUploadLease(id: string, holder: string, ttlMs: number, now: number, options?: AcquireLeaseOptions): Promise<UploadLeaseResult | undefined>;
+  /** Extends `holder`'s lease to `now + ttlMs`; false, and nothing written, if the lease is no longer its. */
+  renewUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<boolean>;
+  /** Ends `holder`'s lease (the generation stays); nothing if another holder has it now. */
+  releaseUploadLease(id: string, holder: string): Promise<void>;
 
   // For garbage collection and fsck.
   referencesTo(digest: string): Promise<Reference[]>;

@@ -364,7 +364,8 @@ describe('the fsck command', () => {
       expect(refused.stderr).toMatch(/server \(pid \d+\) is using/);
       await expect(runFsck({ root: f.root, repair: true })).rejects.toThrow(/server/);
     });
-    expect(await readdir(path.join(f.root, 'stowage'))).not.toContain('server.pid');
+    // The stopped server took its registration with it.
+    expect(await readdir(path.join(f.root, 'stowage', 'servers'))).toEqual([]);
 
     const repaired = await run(process.execPath, [CLI, 'fsck', '--root', f.root, '--repair']).catch((e) => e);
     expect(repaired.code).toBe(1);

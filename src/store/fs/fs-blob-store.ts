@@ -112,6 +112,42 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
     algorithm: DigestAlgorithm,
     isValidState: (state: Uint8Array, offset: number) => boolean,
   ): Promise<RecoveredUpload> {
+    const { dataPath, dataSize, dir, names, recovered } = await this.lastDurableState(repo, id, algorithm, isValidState);
+    if (dataSize === undefined) {
+      await mkdirDurable(dir);
+      await writeFileDurable(dataPath, '');
+    } else if (dataSize !== recovered.offset) {
+      await ownCopy(dataPath);
+      const handle = await open(dataPath, 'r+');
+      try {
+        await handle.truncate(recovered.offset);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    for (const name of names) {
+      if (name !== String(recovered.offset)) await removeEntry(path.join(dir, name));
+    }
+    return recovered;
+  }
+
+  async uploadDurableOffset(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    isValidState: (state: Uint8Array, offset: number) => boolean,
+  ): Promise<number> {
+    return (await this.lastDurableState(repo, id, algorithm, isValidState)).recovered.offset;
+  }
+
+  /** The newest valid hash state within the data file, and what recovery needs to cut back to it. */
+  private async lastDurableState(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    isValidState: (state: Uint8Array, offset: number) => boolean,
+  ): Promise<{ dataPath: string; dataSize: number | undefined; dir: string; names: string[]; recovered: RecoveredUpload }> {
     const dataPath = this.paths.uploadData(repo, id);
     const dataSize = await sizeOf(dataPath);
     const dir = this.paths.hashStatesDir(repo, id, algorithm);
@@ -132,23 +168,7 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
         break;
       }
     }
-    if (dataSize === undefined) {
-      await mkdirDurable(dir);
-      await writeFileDurable(dataPath, '');
-    } else if (dataSize !== recovered.offset) {
-      await ownCopy(dataPath);
-      const handle = await open(dataPath, 'r+');
-      try {
-        await handle.truncate(recovered.offset);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
-    for (const name of names) {
-      if (name !== String(recovered.offset)) await removeEntry(path.join(dir, name));
-    }
-    return recovered;
+    return { dataPath, dataSize, dir, names, recovered };
   }
 
   async commitUpload(repo: string, id: string, digest: string): Promise<void> {

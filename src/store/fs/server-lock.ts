@@ -1,43 +1,43 @@
-// Which process serves a storage root: the server writes its pid to <root>/stowage/server.pid
-// at start and removes it at a clean stop. A server killed with SIGKILL leaves the file
-// behind, so a reader trusts it only while the pid names a live process. It is advisory:
-// it exists so that `stowage fsck --repair` (which rewrites the index and moves blobs)
-// refuses to run under a live server. Reading needs no lock: LMDB readers see a consistent
-// snapshot while the server writes.
+// Which processes serve a storage root: each server writes a file named by its pid into
+// <root>/stowage/servers/ at start and removes it at a clean stop; several servers may serve
+// one root at once (upload sessions are shared through the index). A server killed with
+// SIGKILL leaves its file behind, so a reader trusts one only while its pid names a live
+// process. It is advisory: it exists so that `stowage fsck --repair` (which rewrites the
+// index and moves blobs) refuses to run under any live server. Reading needs no lock: LMDB
+// readers see a consistent snapshot while servers write.
 
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import type { StoragePaths } from '../paths.js';
 
-/** Records this process as the root's server; the returned function releases it. */
+/** Records this process as one of the root's servers; the returned function releases it. */
 export async function claimRoot(paths: StoragePaths): Promise<() => Promise<void>> {
-  const file = paths.serverPidFile();
+  const file = paths.serverPidFile(process.pid);
   try {
+    await mkdir(paths.serversDir(), { recursive: true });
     await writeFile(file, `${process.pid}\n`);
   } catch {
     // Best effort: a server must start (and serve reads) on a full or read-only disk too.
     return async () => undefined;
   }
-  return async () => {
-    // Only our own claim is removed: a second server over the same root may have written its own.
-    if ((await readPid(file)) === process.pid) await rm(file, { force: true });
-  };
+  return () => rm(file, { force: true });
 }
 
 /** The pid of a live process serving the root, or undefined. The caller's own pid counts too (an in-process server). */
 export async function liveServer(paths: StoragePaths): Promise<number | undefined> {
-  const pid = await readPid(paths.serverPidFile());
-  if (pid === undefined) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else; it is still alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  const names = await readdir(paths.serversDir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(name);
+    if (Number.isSafeInteger(pid) && pid > 0 && isAlive(pid)) return pid;
   }
+  return undefined;
 }
 
-async function readPid(file: string): Promise<number | undefined> {
-  const text = await readFile(file, 'utf8').catch(() => undefined);
-  const pid = text === undefined ? NaN : Number(text.trim());
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else; it is still alive.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -12,6 +12,8 @@
 //   uploads    <id>                                 -> UploadSession
 //   adoption   'last'                               -> AdoptionRecord   the last complete adoption (adopt.ts)
 //
+// Upload sessions' writer leases live in an environment of their own (lmdb-leases.ts).
+//
 // Every method that changes anything runs as one write transaction, and its promise
 // resolves only once that transaction is synced to disk.
 //
@@ -25,14 +27,18 @@
 // a record whose file is gone.
 
 import { randomInt } from 'node:crypto';
-import { open, type Database } from 'lmdb';
+import { dirname } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
 import type {
+  AcquireLeaseOptions,
   AdoptableIndex,
   AdoptionBatch,
   AdoptionRecord,
   AuditableIndex,
   BlobRecord,
   ContentItem,
+  CreateUploadOptions,
+  CreateUploadResult,
   ImportBatch,
   Reservation,
   IndexEntry,
@@ -43,20 +49,34 @@ import type {
   PutManifestOptions,
   PutManifestResult,
   RegistryIndex,
+  UploadLeaseResult,
   UploadSession,
 } from '../registry-index.js';
 import type { IndexStats } from '../storage.js';
 import { guardFailedCommits } from './commit-guard.js';
 import { LmdbCollectable } from './lmdb-collectable.js';
+import { LmdbLeases } from './lmdb-leases.js';
 import { HIGH, isLive, publicRecord } from './tables.js';
 
+export interface IndexOptions {
+  /** The upload leases' environment (lmdb-leases.ts); `leases.lmdb` beside the index when unset. */
+  leasesPath?: string;
+}
+
 export class LmdbIndex extends LmdbCollectable implements RegistryIndex, AuditableIndex, AdoptableIndex {
-  static async open(path: string): Promise<LmdbIndex> {
+  static async open(path: string, options: IndexOptions = {}): Promise<LmdbIndex> {
     // overlappingSync off: a commit's promise then resolves after its fsync, which is what
     // lets the API acknowledge a change only once it survives a crash.
     guardFailedCommits();
     const env = open({ path, overlappingSync: false, maxDbs: 16 });
-    return new LmdbIndex(env);
+    return new LmdbIndex(env, options.leasesPath ?? `${dirname(path)}/leases.lmdb`);
+  }
+
+  private constructor(
+    env: RootDatabase,
+    private readonly leasesPath: string,
+  ) {
+    super(env);
   }
 
   // Blobs.
@@ -250,9 +270,13 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   // Upload sessions.
 
-  createUpload(session: UploadSession): Promise<void> {
-    return this.env.transaction(() => {
+  createUpload(session: UploadSession, options: CreateUploadOptions = {}): Promise<CreateUploadResult> {
+    return this.env.transaction((): CreateUploadResult => {
+      // LMDB keeps the count (no scan); write transactions run one at a time across processes.
+      const openSessions = entryCount(this.uploads);
+      if (options.maxSessions !== undefined && openSessions >= options.maxSessions) return { ok: false, openSessions };
       this.uploads.putSync(session.id, session);
+      return { ok: true };
     });
   }
 
@@ -268,6 +292,25 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
 
   async listUploads(): Promise<UploadSession[]> {
     return [...this.uploads.getRange({})].map((entry) => entry.value);
+  }
+
+  async acquireUploadLease(id: string, holder: string, ttlMs: number, now: number, options: AcquireLeaseOptions = {}): Promise<UploadLeaseResult | undefined> {
+    if (this.uploads.get(id) === undefined) return undefined;
+    return this.leases.acquire(id, holder, ttlMs, now, options.takeOverFrom);
+  }
+
+  renewUploadLease(id: string, holder: string, ttlMs: number, now: number): Promise<boolean> {
+    return this.leases.renew(id, holder, ttlMs, now);
+  }
+
+  releaseUploadLease(id: string, holder: string): Promise<void> {
+    return this.leases.release(id, holder, () => this.uploads.get(id) === undefined);
+  }
+
+  private leaseStore?: LmdbLeases;
+  /** Opened on first use: the tools that open the index never write to an upload. */
+  private get leases(): LmdbLeases {
+    return (this.leaseStore ??= LmdbLeases.open(this.leasesPath));
   }
 
 
@@ -341,7 +384,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   /** Entry counts and the bytes the environment's pages use, from LMDB's statistics (no scan). */
   async stats(): Promise<IndexStats> {
     const env = this.env.getStats() as { pageSize: number; lastPageNumber: number };
-    const count = (db: { getStats(): object }) => (db.getStats() as { entryCount: number }).entryCount;
+    const count = entryCount;
     return {
       sizeBytes: (env.lastPageNumber + 1) * env.pageSize,
       entries: {
@@ -356,6 +399,7 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   }
 
   async close(): Promise<void> {
+    await this.leaseStore?.close();
     await this.env.close();
   }
 }
@@ -364,6 +408,11 @@ let guarded = false;
 
 
 
+
+/** A table's entry count from LMDB's statistics (no scan); inside a write transaction, as of it. */
+function entryCount(db: { getStats(): object }): number {
+  return (db.getStats() as { entryCount: number }).entryCount;
+}
 
 /** Entries strictly after `page.last`, at most `page.n` of them. */
 function take<K>(keys: Iterable<K>, name: (key: K) => string, page: Page): string[] {
