@@ -2,9 +2,7 @@
 // holds nothing per upload: consecutive batches of one upload may land on different
 // workers, and the caller keeps their order by awaiting each before sending the next.
 
-import { open } from 'node:fs/promises';
 import type { DigestAlgorithm } from '../oci/digest.js';
-import { initialHashState } from './hash-state.js';
 import type { HashEngine } from './hash-engine.js';
 import { createNativeEngine } from './native-engine.js';
 import { createWasmEngine } from './wasm-engine.js';

@@ -8,7 +8,6 @@ import type { DigestAlgorithm } from '../../oci/digest.js';
 import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender } from '../blob-store.js';
 import { StorageError } from '../storage-errors.js';
 import { fsyncPath, mkdirDurable, writeFileAtomic, writeFileDurable } from './durable-fs.js';
-import { isUploadId } from '../paths.js';
 import { FsBlobTree } from './fs-blob-tree.js';
 
 /** Large reads keep syscalls per gigabyte low when streaming blobs to clients. */

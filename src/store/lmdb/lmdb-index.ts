@@ -28,22 +28,15 @@
 
 import { randomInt } from 'node:crypto';
 import { dirname } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type RootDatabase } from 'lmdb';
 import type {
   AcquireLeaseOptions,
-  AdoptableIndex,
-  AdoptionBatch,
-  AdoptionRecord,
-  AuditableIndex,
   BlobRecord,
   ContentItem,
   CreateUploadOptions,
   CreateUploadResult,
   ImportBatch,
   Reservation,
-  IndexEntry,
-  IndexRepair,
-  IndexTable,
   ManifestRecord,
   Page,
   PutManifestOptions,
@@ -54,7 +47,7 @@ import type {
 } from '../registry-index.js';
 import type { IndexStats } from '../storage.js';
 import { guardFailedCommits } from './commit-guard.js';
-import { LmdbCollectable } from './lmdb-collectable.js';
+import { LmdbMaintainable } from './lmdb-maintenance.js';
 import { LmdbLeases } from './lmdb-leases.js';
 import { HIGH, isLive, publicRecord } from './tables.js';
 
@@ -63,7 +56,7 @@ export interface IndexOptions {
   leasesPath?: string;
 }
 
-export class LmdbIndex extends LmdbCollectable implements RegistryIndex, AuditableIndex, AdoptableIndex {
+export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   static async open(path: string, options: IndexOptions = {}): Promise<LmdbIndex> {
     // overlappingSync off: a commit's promise then resolves after its fsync, which is what
     // lets the API acknowledge a change only once it survives a crash.
@@ -314,65 +307,6 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
   }
 
 
-  // ---- fsck (tools/fsck/): raw reads of every table from one snapshot, and repairs ----
-
-  async auditEntries(tables: readonly IndexTable[], visit: (entry: IndexEntry) => void): Promise<void> {
-    const transaction = this.env.useReadTransaction();
-    try {
-      for (const table of tables) {
-        for (const { key, value } of this.table(table).getRange({ transaction })) {
-          visit({ table, key: key as string | string[], value });
-        }
-      }
-    } finally {
-      transaction.done();
-    }
-  }
-
-  applyRepairs(repairs: readonly IndexRepair[]): Promise<void> {
-    return this.env.transaction(() => {
-      for (const repair of repairs) {
-        const db = this.table(repair.table);
-        if (repair.op === 'remove') db.removeSync(repair.key);
-        else db.putSync(repair.key, repair.value);
-      }
-    });
-  }
-
-
-  // ---- adoption of a Distribution root (tools/adopt/) ----
-
-  private adoptionDb?: Database<AdoptionRecord, string>;
-
-  /** Opened on first use: only adoption reads or writes it. */
-  private get adoption(): Database<AdoptionRecord, string> {
-    this.adoptionDb ??= this.env.openDB({ name: 'adoption' });
-    return this.adoptionDb;
-  }
-
-  adoptRepositories(batches: readonly AdoptionBatch[]): Promise<void> {
-    return this.env.transaction(() => {
-      for (const { repo, links, unlinkedBlobs, manifests, tags, uploads } of batches) {
-        for (const { digest, size } of links) this.link(repo, digest, size);
-        for (const { digest, size } of unlinkedBlobs) if (this.blobs.get(digest) === undefined) this.blobs.putSync(digest, { size });
-        for (const record of manifests) this.storeManifest(repo, record);
-        for (const { tag, digest } of tags) this.pointTag(repo, tag, digest);
-        for (const session of uploads) if (this.uploads.get(session.id) === undefined) this.uploads.putSync(session.id, session);
-      }
-    });
-  }
-
-  async getAdoption(): Promise<AdoptionRecord | undefined> {
-    return this.adoption.get('last');
-  }
-
-  recordAdoption(record: AdoptionRecord): Promise<void> {
-    const db = this.adoption;
-    return this.env.transaction(() => {
-      db.putSync('last', record);
-    });
-  }
-
   // Monitoring.
 
   /** False once closed (or closing): the readiness probe's view of the index. */
@@ -403,10 +337,6 @@ export class LmdbIndex extends LmdbCollectable implements RegistryIndex, Auditab
     await this.env.close();
   }
 }
-
-let guarded = false;
-
-
 
 
 /** A table's entry count from LMDB's statistics (no scan); inside a write transaction, as of it. */
