@@ -53,7 +53,8 @@ export function runUploadSessionSuite(name: string, factory: SessionIndexFactory
         await index().createUpload(session('u2'), { maxSessions: 2 });
         await index().deleteUpload('u1');
         expect(await index().createUpload(session('u3'), { maxSessions: 2 })).toEqual({ ok: true });
-        await index().commitUploadUnlinked('u2', `sha256:${'a'.repeat(64)}`, 1);
+        const blob = { digest: `sha256:${'a'.repeat(64)}`, size: 1 };
+        await index().commitUploadUnlinked('u2', blob.digest, blob.size, await index().reserveContent([blob]));
         expect(await index().createUpload(session('u4'), { maxSessions: 2 })).toEqual({ ok: true });
         expect(await index().createUpload(session('u5'), { maxSessions: 2 })).toEqual({ ok: false, openSessions: 2 });
       });
