@@ -1,7 +1,7 @@
 // The blob store on a local filesystem, in Distribution's layout (see paths.ts).
 
 import { constants, createReadStream } from 'node:fs';
-import { copyFile, link, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../../oci/digest.js';
@@ -52,9 +52,7 @@ export class FsBlobStore extends FsBlobTree implements BlobStore {
   }
 
   async openUploadAppender(repo: string, id: string, offset: number): Promise<UploadAppender> {
-    const file = this.paths.uploadData(repo, id);
-    await ownCopy(file);
-    const handle = await open(file, 'r+');
+    const handle = await openOwned(this.paths.uploadData(repo, id));
     try {
       const { size } = await handle.stat();
       if (size < offset) throw new StorageError('UPLOAD_DATA_SHORT', `upload ${id} holds ${size} bytes, not the ${offset} it resumes at`);
@@ -245,6 +243,22 @@ async function ownCopy(file: string): Promise<void> {
   await fsyncPath(copy);
   await rename(copy, file);
   await fsyncPath(path.dirname(file));
+}
+
+/** Opens an upload's data for writing, with a file of its own (ownCopy); one stat when it has one already. */
+async function openOwned(file: string): Promise<FileHandle> {
+  const handle = await open(file, 'r+');
+  const shared = await handle.stat().then(
+    (info) => info.nlink > 1,
+    async (error: unknown) => {
+      await handle.close();
+      throw error;
+    },
+  );
+  if (!shared) return handle;
+  await handle.close();
+  await ownCopy(file);
+  return open(file, 'r+');
 }
 
 /**
