@@ -31,12 +31,15 @@ export async function pushBlob(url: string, repo: string, data: Buffer): Promise
   expect(res.status, await res.text()).toBe(201);
 }
 
-/** A cross-repository mount; when the registry answers with an upload session instead, the blob goes up through it. */
-export async function mountOrPush(url: string, repo: string, from: string, data: Buffer): Promise<'mounted' | 'uploaded'> {
+/**
+ * A cross-repository mount; when the registry answers with an upload session instead, the blob
+ * goes up through it, on `finishAt` (another server over the same root may continue it).
+ */
+export async function mountOrPush(url: string, repo: string, from: string, data: Buffer, finishAt = url): Promise<'mounted' | 'uploaded'> {
   const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?mount=${sha256(data)}&from=${from}`, { method: 'POST' });
   if (res.status === 201) return 'mounted';
   expect(res.status, await res.text()).toBe(202);
-  const location = new URL(res.headers.get('location')!, url);
+  const location = new URL(res.headers.get('location')!, finishAt);
   location.searchParams.set('digest', sha256(data));
   const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: data });
   expect(put.status, await put.text()).toBe(201);
@@ -75,7 +78,8 @@ export interface GcDriver {
 }
 
 export interface GcWorkload {
-  url: string;
+  /** The servers over the root; each request goes to one of them at random. */
+  urls: readonly string[];
   root: string;
   /** GC's grace in the server or process that collects. */
   GRACE_MS: number;
@@ -86,7 +90,8 @@ export interface GcWorkload {
   minRuns: number;
 }
 
-export async function runGcWorkload({ url, root, GRACE_MS, gc, closeRegistry, minRuns }: GcWorkload): Promise<void> {
+export async function runGcWorkload({ urls, root, GRACE_MS, gc, closeRegistry, minRuns }: GcWorkload): Promise<void> {
+  const at = (): string => urls[Math.floor(Math.random() * urls.length)]!;
   const WORKERS = 4;
   const DURATION_MS = 10_000;
   // Layers shared by every worker: the same content is pushed, deleted, collected and pushed
@@ -119,13 +124,13 @@ export async function runGcWorkload({ url, root, GRACE_MS, gc, closeRegistry, mi
     for (let attempt = 1; ; attempt++) {
       for (const layer of layers) {
         if (Math.random() < 0.4) {
-          const outcome = await mountOrPush(url, model.repo, models[(worker + 1) % WORKERS].repo, layer);
+          const outcome = await mountOrPush(at(), model.repo, models[(worker + 1) % WORKERS].repo, layer, at());
           if (outcome === 'mounted') stats.mounts++;
           else stats.mountsRefused++;
-        } else await pushBlob(url, model.repo, layer);
+        } else await pushBlob(at(), model.repo, layer);
       }
-      await pushBlob(url, model.repo, config);
-      const res = await putManifest(url, model.repo, tag, bytes);
+      await pushBlob(at(), model.repo, config);
+      const res = await putManifest(at(), model.repo, tag, bytes);
       if (res.status === 201) break;
       // A push slower than the grace loses its unused links, as documented: the client pushes again.
       expect(await errorCode(res)).toBe('MANIFEST_BLOB_UNKNOWN');
@@ -148,19 +153,19 @@ export async function runGcWorkload({ url, root, GRACE_MS, gc, closeRegistry, mi
       } else if (roll < 0.65) {
         const digest = model.tags.get(pick(tags))!;
         const tag = `t${Math.floor(Math.random() * 4)}`;
-        const res = await putManifest(url, model.repo, tag, model.manifests.get(digest)!.bytes);
+        const res = await putManifest(at(), model.repo, tag, model.manifests.get(digest)!.bytes);
         expect(res.status, await res.text()).toBe(201);
         model.tags.set(tag, digest);
         stats.retags++;
       } else if (roll < 0.82) {
         const tag = pick(tags);
-        const res = await fetch(`${url}/v2/${model.repo}/manifests/${tag}`, { method: 'DELETE' });
+        const res = await fetch(`${at()}/v2/${model.repo}/manifests/${tag}`, { method: 'DELETE' });
         expect(res.status, await res.text()).toBe(202);
         model.tags.delete(tag);
         stats.tagDeletes++;
       } else {
         const digest = pick([...model.manifests.keys()]);
-        const res = await fetch(`${url}/v2/${model.repo}/manifests/${digest}`, { method: 'DELETE' });
+        const res = await fetch(`${at()}/v2/${model.repo}/manifests/${digest}`, { method: 'DELETE' });
         expect(res.status, await res.text()).toBe(202);
         model.manifests.delete(digest);
         for (const [tag, target] of model.tags) if (target === digest) model.tags.delete(tag);
@@ -178,17 +183,17 @@ export async function runGcWorkload({ url, root, GRACE_MS, gc, closeRegistry, mi
   let imagesChecked = 0;
   for (const model of models) {
     for (const [tag, digest] of model.tags) {
-      const res = await fetch(`${url}/v2/${model.repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
+      const res = await fetch(`${at()}/v2/${model.repo}/manifests/${tag}`, { headers: { accept: OCI_MANIFEST } });
       expect(res.status).toBe(200);
       expect(Buffer.from(await res.arrayBuffer()).equals(model.manifests.get(digest)!.bytes)).toBe(true);
       imagesChecked++;
     }
     for (const [digest, { blobs }] of model.manifests) {
-      const res = await fetch(`${url}/v2/${model.repo}/manifests/${digest}`, { headers: { accept: OCI_MANIFEST } });
+      const res = await fetch(`${at()}/v2/${model.repo}/manifests/${digest}`, { headers: { accept: OCI_MANIFEST } });
       expect(res.status, `${model.repo}@${digest}`).toBe(200);
       await res.arrayBuffer();
       for (const blob of blobs) {
-        const got = await fetch(`${url}/v2/${model.repo}/blobs/${blob}`);
+        const got = await fetch(`${at()}/v2/${model.repo}/blobs/${blob}`);
         expect(got.status, `${model.repo} blob ${blob}`).toBe(200);
         expect(Buffer.from(await got.arrayBuffer()).equals(content.get(blob)!)).toBe(true);
       }

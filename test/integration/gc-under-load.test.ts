@@ -1,17 +1,19 @@
-// GC beside live pushes (test/helpers/gc-workload.ts), twice: in the server's own loop every
-// 50 ms, and as `stowage gc --root` processes run one after another beside a server over the
-// same root. The second shows the GC protocol (store/registry-index.ts) holds when GC and
+// GC beside live pushes (test/helpers/gc-workload.ts), three ways: in the server's own loop
+// every 50 ms; as `stowage gc --root` processes run one after another beside a server over the
+// same root; and in two servers over one root, each collecting, with every request sent to
+// either. The last two show the GC protocol (store/registry-index.ts) holds when GC and
 // writers share no process and no lock: marks, reservations and incarnations decide alone.
 
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../src/gc/collector.js';
 import { startRegistry, type RunningRegistry } from '../../src/registry.js';
 import { runGcWorkload, type GcDriver } from '../helpers/gc-workload.js';
+import { ServerProcess } from '../helpers/server-process.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli.js');
@@ -70,11 +72,32 @@ describe('GC running in a loop while clients push, tag, retag and delete', () =>
       stopLoop: async () => undefined,
       runNow: () => registry.gc.run(),
     };
-    await runGcWorkload({ url: registry.url, root, GRACE_MS, gc, closeRegistry: () => registry.close(), minRuns: 20 });
+    await runGcWorkload({ urls: [registry.url], root, GRACE_MS, gc, closeRegistry: () => registry.close(), minRuns: 20 });
   }, 60_000);
 
   it('in a second process over the same root: the same guarantees without a shared lock', async () => {
     const { registry, root } = await start({ intervalMs: 0 });
-    await runGcWorkload({ url: registry.url, root, GRACE_MS, gc: processDriver(root), closeRegistry: () => registry.close(), minRuns: 2 });
+    await runGcWorkload({ urls: [registry.url], root, GRACE_MS, gc: processDriver(root), closeRegistry: () => registry.close(), minRuns: 2 });
+  }, 90_000);
+
+  it('in two servers over the same root, each collecting, with requests spread over both', async () => {
+    const { registry, root } = await start({ intervalMs: 50, graceMs: GRACE_MS, uploadsStaleAfterMs: 60_000 });
+    // The second server collects every second (the shortest interval the configuration takes) with the same grace.
+    const config = path.join(root, 'second.yml');
+    await writeFile(config, `gc:\n  interval: 1\n  grace: ${GRACE_MS / 1000}\n`);
+    const second = await ServerProcess.start(root, ['--config', config]);
+    cleanups.push(() => second.kill());
+    const gc: GcDriver = {
+      name: 'gc in two servers',
+      totals: () => ({ ...registry.gc.totals }),
+      stopLoop: async () => undefined,
+      runNow: () => registry.gc.run(),
+    };
+    const closeRegistry = async () => {
+      await second.stop();
+      await registry.close();
+    };
+    await runGcWorkload({ urls: [registry.url, second.url], root, GRACE_MS, gc, closeRegistry, minRuns: 20 });
+    expect(second.output()).not.toMatch(/"level":50/); // no request failed on the second server either
   }, 90_000);
 });
