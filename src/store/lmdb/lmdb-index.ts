@@ -51,6 +51,14 @@ import { LmdbMaintainable } from './lmdb-maintenance.js';
 import { LmdbLeases } from './lmdb-leases.js';
 import { HIGH, isLive, publicRecord } from './tables.js';
 
+/**
+ * The index's map, fixed. lmdb-js otherwise starts at 128 KiB and grows the map as data
+ * grows, and a process whose map another process grew fails its next write transaction
+ * (MDB_BAD_TXN, "mdb_page_touch no parent": seen with `stowage gc --root` beside a server).
+ * A fixed map never moves; it is address space, not disk (the file grows with the data).
+ */
+export const INDEX_MAP_BYTES = 2 ** 40;
+
 export interface IndexOptions {
   /** The upload leases' environment (lmdb-leases.ts); `leases.lmdb` beside the index when unset. */
   leasesPath?: string;
@@ -61,7 +69,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
     // overlappingSync off: a commit's promise then resolves after its fsync, which is what
     // lets the API acknowledge a change only once it survives a crash.
     guardFailedCommits();
-    const env = open({ path, overlappingSync: false, maxDbs: 16 });
+    const env = open({ path, overlappingSync: false, maxDbs: 16, mapSize: INDEX_MAP_BYTES });
     return new LmdbIndex(env, options.leasesPath ?? `${dirname(path)}/leases.lmdb`);
   }
 

@@ -36,7 +36,8 @@ export class LmdbLeases {
   ) {}
 
   static open(path: string): LmdbLeases {
-    const env = open({ path, noSync: true, maxDbs: 2 });
+    // A fixed map, as the index's (lmdb-index.ts INDEX_MAP_BYTES): several processes write here.
+    const env = open({ path, noSync: true, maxDbs: 2, mapSize: 2 ** 30 });
     return new LmdbLeases(env, env.openDB({ name: 'leases' }));
   }
 
