@@ -61,9 +61,10 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
   // The batches on their way to the disk and the hash, oldest first, each settled (never
   // rejects) once it and every batch before it are written and hashed.
   const inFlight: Promise<void>[] = [];
-  // Batches waiting for the running hash task, and where they end: the next task takes them all.
-  let hashQueue: Uint8Array[] = [];
-  let hashQueueEnd = position;
+  // Batches waiting for the running hash task, and where they end: the next task takes them
+  // all. A checkpoint closes the group, so the state it persists ends exactly where the bytes
+  // it synced end; a later batch starts a group of its own.
+  let group: { chunks: Uint8Array[]; end: number } | undefined;
   let nextHash: Promise<HashedOffset> | undefined;
   // The last write started, settled: the next write starts after it.
   let writing: Promise<unknown> = Promise.resolve();
@@ -90,19 +91,17 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
     // hash of this batch still overlaps the previous append.
     const written = writing.then(() => data.append(bytes));
     writing = written.catch(() => undefined);
-    hashQueue.push(bytes);
-    hashQueueEnd = end;
     // A task not started yet takes this batch too; otherwise a new one follows the last.
-    if (!nextHash) {
+    if (!group) {
+      const mine = (group = { chunks: [], end });
       nextHash = hashed = hashed.then(({ state }) => {
-        const chunks = hashQueue;
-        const through = hashQueueEnd;
-        hashQueue = [];
-        nextHash = undefined;
-        return pool.update(algorithm, state, chunks).then((next) => ({ offset: through, state: next }));
+        if (group === mine) group = undefined;
+        return pool.update(algorithm, state, mine.chunks).then((next) => ({ offset: mine.end, state: next }));
       });
     }
-    const batchHashed = nextHash;
+    group.chunks.push(bytes);
+    group.end = end;
+    const batchHashed = nextHash!;
     // A failure surfaces through `failure`; the chain itself must not count as unhandled.
     batchHashed.catch(() => undefined);
     // The batch goes back only when neither the write nor the hash reads it any more.
@@ -120,6 +119,7 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
   /** Everything dispatched so far, written and hashed: taken now, not at the end of the wait. */
   const settle = async (): Promise<HashedOffset> => {
     const point = hashed;
+    group = undefined;
     if (inFlight.length > 0) await inFlight.at(-1);
     throwIfFailed();
     return point;
