@@ -68,7 +68,7 @@ export interface StowageConfig {
   /** Which backends hold blobs and the index (store/open-storage.ts builds them). */
   storage: StorageConfig;
   /**
-   * Adopt the root as a CNCF Distribution storage root before serving (store/adopt.ts), unless
+   * Adopt the root as a CNCF Distribution storage root before serving (tools/adopt/), unless
    * the index records a complete adoption already; safe to leave on.
    */
   adopt: boolean;

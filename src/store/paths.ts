@@ -140,7 +140,7 @@ export class StoragePaths {
     return path.join(this.uploadDir(repo, id), 'hashstates');
   }
 
-  // ---- Distribution's link files, which only adoption reads (store/adopt.ts); never written ----
+  // ---- Distribution's link files, which only adoption reads (tools/adopt/); never written ----
   //
   //   repositories/<name>/                                                  nests: a/b/c is a/b/c/
   //   repositories/<name>/_layers/<alg>/<hex>/link                          blob linked into the repository

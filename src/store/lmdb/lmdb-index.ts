@@ -1,30 +1,7 @@
-// The index in LMDB. One environment, one named database per kind of entry; keys are
-// arrays so that every listing is a range scan in lexical order:
-//
-//   repos      <repo>                               -> { createdAt }
-//   blobs      <digest>                             -> { size, touchedAt } content present in the blob store
-//   links      [<repo>, <digest>]                   -> { size, touchedAt } blob visible in the repository
-//   manifests  [<repo>, <digest>]                   -> ManifestRecord
-//   tags       [<repo>, <tag>]                      -> <digest>
-//   tagsOf     [<repo>, <digest>, <tag>]            -> true             reverse of tags: delete-by-digest
-//   referrers  [<repo>, <subject>, <digest>]        -> true
-//   refs       [<target>, <repo>, <kind>, <from>]   -> true             who holds <target> (for GC, fsck)
-//   uploads    <id>                                 -> UploadSession
-//   adoption   'last'                               -> AdoptionRecord   the last complete adoption (adopt.ts)
-//
-// Upload sessions' writer leases live in an environment of their own (lmdb-leases.ts).
-//
-// Every method that changes anything runs as one write transaction, and its promise
-// resolves only once that transaction is synced to disk.
-//
-// Garbage collection (gc/collector.ts) runs beside every writer. `touchedAt` (milliseconds)
-// dates a blob record's last placement and a link's last making, for GC's grace period.
-// A transaction that starts referencing a blob checks, inside itself, that the blob is
-// still there: links and mounts need its record; a commit that (re)creates a record asks
-// the `contentPresent` probe that the file is on disk, and throws ContentMissingError
-// before writing anything if GC removed it. GC removes a record in one transaction and the
-// file in a later one that checks again that no record exists, so the index never keeps
-// a record whose file is gone.
+// The index in LMDB: the API (RegistryIndex) over the tables that tables.ts lays out and
+// documents, with GC's queries (lmdb-collectable.ts) and fsck's and adoption's access
+// (lmdb-maintenance.ts) beneath it. Upload sessions' writer leases live in an environment of
+// their own (lmdb-leases.ts).
 
 import { randomInt } from 'node:crypto';
 import { dirname } from 'node:path';

@@ -2,7 +2,7 @@
 // arrays so that every listing is a range scan in lexical order:
 //
 //   repos      <repo>                               -> { createdAt }
-//   blobs      <digest>                             -> { size, touchedAt } content present in the blob store
+//   blobs      <digest>                             -> { size, touchedAt, state?, until?, incarnation? }
 //   links      [<repo>, <digest>]                   -> { size, touchedAt } blob visible in the repository
 //   manifests  [<repo>, <digest>]                   -> ManifestRecord
 //   tags       [<repo>, <tag>]                      -> <digest>
@@ -10,19 +10,19 @@
 //   referrers  [<repo>, <subject>, <digest>]        -> true
 //   refs       [<target>, <repo>, <kind>, <from>]   -> true             who holds <target> (for GC, fsck)
 //   uploads    <id>                                 -> UploadSession
-//   adoption   'last'                               -> AdoptionRecord   the last complete adoption (adopt.ts)
+//   adoption   'last'                               -> AdoptionRecord   the last complete adoption (tools/adopt/)
 //
 // Every method that changes anything runs as one write transaction, and its promise
 // resolves only once that transaction is synced to disk.
 //
-// Garbage collection (gc/collector.ts) runs beside every writer. `touchedAt` (milliseconds)
-// dates a blob record's last placement and a link's last making, for GC's grace period.
-// A transaction that starts referencing a blob checks, inside itself, that the blob is
-// still there: links and mounts need its record; a commit that (re)creates a record asks
-// the `contentPresent` probe that the file is on disk, and throws ContentMissingError
-// before writing anything if GC removed it. GC removes a record in one transaction and the
-// file in a later one that checks again that no record exists, so the index never keeps
-// a record whose file is gone.
+// Garbage collection (gc/collector.ts) runs beside every writer, in this process or another.
+// `touchedAt` (milliseconds) dates a blob record's last placement and a link's last making,
+// for GC's grace period. No transaction here touches the blob store: a blob record's state
+// (none: live; 'pending': a writer reserved it; 'deleting': GC marked it, until `until`) and
+// its incarnation carry the protocol between writers and GC (store/registry-index.ts). A
+// transaction that starts referencing a blob checks, inside itself, that the record is still
+// live (links, mounts) or still the writer's reservation (commits), and throws
+// ContentMissingError before writing anything if GC took it away.
 //
 // This file holds the tables and the writes every part of the index shares; the API
 // (lmdb-index.ts) and GC's queries (lmdb-collectable.ts) build on it.
