@@ -34,7 +34,7 @@ async function start(gc: Parameters<typeof startRegistry>[0]['gc']): Promise<{ r
 
 /** `stowage gc --root` in a loop of child processes, each a GC run of its own. */
 function processDriver(root: string): GcDriver {
-  const totals = { runs: 0, blobsRemoved: 0, linksDropped: 0, bytesReclaimed: 0 };
+  const totals = { runs: 0, blobsRemoved: 0, linksDropped: 0, bytesReclaimed: 0, uploadDirsRemoved: 0 };
   const once = async (): Promise<GcReport> => {
     // A cwd of its own: no stowage.yml of ours applies.
     const { stdout } = await run(process.execPath, [CLI, 'gc', '--root', root, '--grace', String(GRACE_MS / 1000), '--json'], {
@@ -46,6 +46,7 @@ function processDriver(root: string): GcDriver {
     totals.blobsRemoved += report.blobsRemoved;
     totals.linksDropped += report.linksDropped;
     totals.bytesReclaimed += report.bytesReclaimed;
+    totals.uploadDirsRemoved += report.uploadDirsRemoved;
     return report;
   };
   let stopped = false;

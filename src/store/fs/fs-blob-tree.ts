@@ -62,10 +62,13 @@ export abstract class FsBlobTree implements CheckableBlobStore, Omit<Collectable
           if (!isRepositoryName(repo)) continue;
           for (const id of await listDir(path.join(dir, entry))) {
             if (!isUploadId(id)) continue;
-            const times = await Promise.all(
-              [self.paths.uploadDir(repo, id), self.paths.uploadData(repo, id)].map((p) => stat(p).then((i) => i.mtimeMs, () => 0)),
-            );
-            yield { repo, id, mtimeMs: Math.max(...times) };
+            // A directory that cannot be read now (just removed by a commit, or failing) is
+            // not offered: its time would read as 0, the oldest there is, and GC would take it
+            // for garbage while a session naming it might be being admitted.
+            const dirTime = await stat(self.paths.uploadDir(repo, id)).then((i) => i.mtimeMs, () => undefined);
+            if (dirTime === undefined) continue;
+            const dataTime = await stat(self.paths.uploadData(repo, id)).then((i) => i.mtimeMs, () => 0);
+            yield { repo, id, mtimeMs: Math.max(dirTime, dataTime) };
           }
         } else if (!entry.startsWith('_')) {
           yield* walk(self, path.join(dir, entry), [...names, entry]);
