@@ -1,0 +1,162 @@
+// The index's tables in PostgreSQL, as versioned migrations. Each version runs once per
+// schema, recorded in schema_migrations; PgIndex.open applies the missing ones in one
+// transaction holding an advisory lock, so several nodes starting at once neither run a
+// migration twice nor see a half-migrated schema. A released version is never edited: a
+// change is a new version.
+//
+// The tables mirror LMDB's (lmdb/tables.ts documents the model), with two differences:
+//   - the reverse references LMDB keeps in `refs` are the rows themselves for links
+//     ('link') and manifests ('revision'); only a manifest's listing of blobs and children
+//     ('manifest') needs a table of its own, manifest_refs;
+//   - referrers and the tags-by-digest mapping (LMDB's `referrers` and `tagsOf`) are
+//     indexes, not tables, so they cannot disagree with the rows they index.
+// Deleting a manifest cascades to its tags and its manifest_refs through foreign keys, which
+// PostgreSQL keeps right under concurrent writers (a tag pointed at a manifest being deleted
+// waits for the delete, then fails its check instead of dangling).
+//
+// Every name, tag and digest column is COLLATE "C": listings page in byte order, as the
+// Distribution API and the LMDB index do, whatever the database's default collation.
+// Times are milliseconds since the epoch (int8), as the callers pass them.
+
+import type pg from 'pg';
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'registry index tables',
+    sql: `
+      CREATE TABLE repos (
+        name        text COLLATE "C" PRIMARY KEY,
+        created_at  int8 NOT NULL
+      );
+
+      -- state: NULL live, 'pending' reserved by a writer, 'deleting' marked by GC until "until".
+      CREATE TABLE blobs (
+        digest      text COLLATE "C" PRIMARY KEY,
+        size        int8 NOT NULL,
+        touched_at  int8,
+        state       text CHECK (state IN ('pending', 'deleting')),
+        until       int8,
+        incarnation int8
+      );
+
+      CREATE TABLE links (
+        repo        text COLLATE "C" NOT NULL,
+        digest      text COLLATE "C" NOT NULL,
+        size        int8 NOT NULL,
+        touched_at  int8,
+        PRIMARY KEY (repo, digest)
+      );
+      CREATE INDEX links_by_digest ON links (digest);
+
+      CREATE TABLE manifests (
+        repo          text COLLATE "C" NOT NULL,
+        digest        text COLLATE "C" NOT NULL,
+        media_type    text NOT NULL,
+        size          int8 NOT NULL,
+        subject       text COLLATE "C",
+        artifact_type text,
+        annotations   jsonb,
+        blobs         text[] NOT NULL,
+        manifests     text[] NOT NULL,
+        created_at    int8 NOT NULL,
+        content       bytea,
+        PRIMARY KEY (repo, digest)
+      );
+      CREATE INDEX manifests_by_digest ON manifests (digest);
+      CREATE INDEX referrers ON manifests (repo, subject, digest) WHERE subject IS NOT NULL;
+
+      -- Manifest (repo, manifest) lists target as config, layer or child.
+      CREATE TABLE manifest_refs (
+        target      text COLLATE "C" NOT NULL,
+        repo        text COLLATE "C" NOT NULL,
+        manifest    text COLLATE "C" NOT NULL,
+        PRIMARY KEY (target, repo, manifest),
+        FOREIGN KEY (repo, manifest) REFERENCES manifests (repo, digest) ON DELETE CASCADE
+      );
+      CREATE INDEX manifest_refs_by_manifest ON manifest_refs (repo, manifest);
+
+      CREATE TABLE tags (
+        repo        text COLLATE "C" NOT NULL,
+        tag         text COLLATE "C" NOT NULL,
+        digest      text COLLATE "C" NOT NULL,
+        PRIMARY KEY (repo, tag),
+        FOREIGN KEY (repo, digest) REFERENCES manifests (repo, digest) ON DELETE CASCADE
+      );
+      CREATE INDEX tags_by_digest ON tags (repo, digest);
+
+      CREATE TABLE uploads (
+        id          text COLLATE "C" PRIMARY KEY,
+        repo        text NOT NULL,
+        algorithm   text NOT NULL,
+        started_at  int8 NOT NULL
+      );
+
+      -- Writer leases (lmdb-leases.ts's record). A logged table: an unlogged one is emptied by
+      -- crash recovery, and a generation starting again from 0 could match what a holder remembers.
+      CREATE TABLE upload_leases (
+        id          text COLLATE "C" PRIMARY KEY,
+        holder      text NOT NULL,
+        until       int8 NOT NULL,
+        generation  int8 NOT NULL
+      );
+
+      -- The last complete adoption of a Distribution root (tools/adopt/): one row.
+      CREATE TABLE adoption (
+        id          int4 PRIMARY KEY CHECK (id = 1),
+        record      jsonb NOT NULL
+      );
+    `,
+  },
+];
+
+/**
+ * The advisory lock's first key, "stowage" in ASCII's first four letters; the second is the
+ * schema's hash, so schemas of one database (tests, tenants) migrate and admit independently.
+ */
+export const LOCK_CLASS = 0x73746f77;
+
+/** Lock keys of the advisory locks PgIndex takes, as the second key beside the schema's hash. */
+export const LOCKS = { migrations: LOCK_CLASS, admission: LOCK_CLASS + 1 } as const;
+
+/**
+ * Creates the schema if missing and applies the migrations it lacks, in one transaction on
+ * `client` under the schema's migration lock; returns the versions applied (none when
+ * another node applied them first).
+ */
+export async function migrate(client: pg.ClientBase, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  const quoted = quoteIdentifier(schema);
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCKS.migrations, schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    await client.query(`SET LOCAL search_path TO ${quoted}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version int4 PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((row) => row.version));
+    const applied: number[] = [];
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (done.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query('INSERT INTO schema_migrations (version, description) VALUES ($1, $2)', [migration.version, migration.description]);
+      applied.push(migration.version);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Schema names are restricted to plain identifiers: they also go into a connection option. */
+export function quoteIdentifier(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`invalid PostgreSQL schema name ${JSON.stringify(name)}: lower-case letters, digits and _ only`);
+  return `"${name}"`;
+}

@@ -1,0 +1,161 @@
+// The connection pool under PgIndex: statements, transactions with their retries, and the
+// one translation of connection failures into StorageError INDEX_UNAVAILABLE.
+//
+// Every connection of the pool has the index's schema as its search_path (a startup option,
+// so it holds before the first statement) and reads int8 as a JavaScript number: the index
+// stores milliseconds and sizes, all far below 2^53.
+
+import pg from 'pg';
+import { StorageError } from '../storage-errors.js';
+
+/** How many times a transaction PostgreSQL aborted as a serialization failure or deadlock is run again. */
+const RETRIES = 8;
+
+/** SQLSTATEs of a transaction that lost a race and may simply run again. */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+/** Anything on the connection (not in the statement): the database went away or is going. */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN']);
+
+const INT8 = 20;
+
+/** A connection inside a transaction, or the pool: what the shared writes (pg-tables.ts) run on. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** A statement with its parameters (pg-collectable.ts's `named` builds them). */
+export interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+/** One transaction's statements; what it returns is the transaction's result. */
+export type Work<T> = (client: pg.PoolClient) => Promise<T>;
+
+export interface DatabaseOptions {
+  url: string;
+  schema: string;
+  poolSize?: number;
+}
+
+export class PgDatabase {
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    readonly schema: string,
+  ) {}
+
+  static create(options: DatabaseOptions): PgDatabase {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      options: `-c search_path=${options.schema}`,
+      types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+    });
+    // An idle connection the server dropped is reported here; without a listener it would
+    // take the process down. The next statement gets a fresh connection, or the error.
+    pool.on('error', () => undefined);
+    return new PgDatabase(pool, options.schema);
+  }
+
+  /** One statement, in a transaction of its own (PostgreSQL's autocommit), retried if it lost a race. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | Statement, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.retrying(() => (typeof text === 'string' ? this.pool.query<R>(text, values) : this.pool.query<R>(text.text, text.values)));
+  }
+
+  /**
+   * `work` in one transaction on one pooled connection, at READ COMMITTED: each method
+   * takes the row locks its race needs (pg-tables.ts says which). Run again from the start
+   * when PostgreSQL aborts it as a deadlock or serialization failure; any other error
+   * (ContentMissingError included) rolls it back and is thrown.
+   */
+  async transaction<T>(work: Work<T>): Promise<T> {
+    return this.retrying(async () => {
+      const client = await this.connect();
+      let broken: unknown;
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        // A connection whose ROLLBACK fails is not given back to the pool for reuse.
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+        throw error;
+      } finally {
+        client.release(broken instanceof Error ? broken : undefined);
+      }
+    });
+  }
+
+  /** `work` on one connection of the pool, outside any transaction of ours (migrations open their own). */
+  async session<T>(work: Work<T>): Promise<T> {
+    return this.retrying(async () => {
+      const client = await this.connect();
+      try {
+        return await work(client);
+      } finally {
+        client.release();
+      }
+    });
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      throw unavailable(error, this.closed);
+    }
+  }
+
+  isOpen(): boolean {
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async retrying<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (attempt < RETRIES && RETRYABLE.has(sqlState(error) ?? '')) {
+          // Jittered backoff: the transactions that collided should not collide again.
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** attempt));
+          continue;
+        }
+        if (isUnavailable(error)) throw unavailable(error, this.closed);
+        throw error;
+      }
+    }
+  }
+}
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Connection-level failures: a socket error, a connection the server ended (admin shutdown,
+ * crash: class 57P), one that could not be made (class 08), or the pool's own refusals.
+ */
+function isUnavailable(error: unknown): boolean {
+  if (error instanceof StorageError) return false;
+  const code = sqlState(error);
+  if (code !== undefined && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+}
+
+function unavailable(error: unknown, closed: boolean): StorageError {
+  if (error instanceof StorageError) return error;
+  const reason = closed ? 'the index is closed' : error instanceof Error ? error.message : String(error);
+  return new StorageError('INDEX_UNAVAILABLE', `the PostgreSQL index is unavailable: ${reason}`, { cause: error });
+}

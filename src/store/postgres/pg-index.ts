@@ -1,0 +1,262 @@
+// The index in PostgreSQL: the API (RegistryIndex) over the tables of migrations.ts, with
+// GC's queries (pg-collectable.ts) and upload sessions (pg-uploads.ts) beneath it. Several
+// nodes share one database; every mutating method is one transaction, taking the row locks
+// pg-tables.ts describes, and a read is one statement.
+
+import { randomInt } from 'node:crypto';
+import type {
+  BlobRecord,
+  ContentItem,
+  ImportBatch,
+  ManifestRecord,
+  Page,
+  PutManifestOptions,
+  PutManifestResult,
+  RegistryIndex,
+  Reservation,
+} from '../registry-index.js';
+import type { IndexStats } from '../storage.js';
+import { migrate, quoteIdentifier } from './migrations.js';
+import { PgDatabase } from './pg-database.js';
+import { PgUploads } from './pg-uploads.js';
+import { link, lockReferences, MANIFEST_COLUMNS, manifestRecord, requireContent, storeManifest, touchBlob, type ManifestRow } from './pg-tables.js';
+
+export interface PgIndexOptions {
+  /** A role that may create the schema and its tables, e.g. postgres://registry:…@db:5432/registry. */
+  url: string;
+  /** Connections of this process; 10 by default. */
+  poolSize?: number;
+  /** The schema holding every table (created if missing); `public` by default. */
+  schema?: string;
+}
+
+/**
+ * Reserving content: a new record is pending with a new incarnation; a live or pending one is
+ * dated afresh; a deletion mark whose window passed ($3 is now) is taken over as a new
+ * incarnation. A mark still in its window is left alone and not returned: GC is deleting it.
+ */
+const RESERVE = `
+  INSERT INTO blobs AS b (digest, size, touched_at, state, incarnation)
+  SELECT digest, size, $3, 'pending', incarnation FROM unnest($1::text[], $2::int8[], $4::int8[]) AS item (digest, size, incarnation) ORDER BY digest
+  ON CONFLICT (digest) DO UPDATE SET
+    touched_at = EXCLUDED.touched_at,
+    size = CASE WHEN b.state = 'deleting' THEN EXCLUDED.size ELSE b.size END,
+    state = CASE WHEN b.state = 'deleting' THEN 'pending' ELSE b.state END,
+    until = NULL,
+    incarnation = CASE WHEN b.state = 'deleting' THEN EXCLUDED.incarnation ELSE b.incarnation END
+  WHERE NOT (b.state = 'deleting' AND coalesce(b.until, 0) > $3::int8)
+  RETURNING digest, coalesce(incarnation, 0) AS incarnation`;
+
+export class PgIndex extends PgUploads implements RegistryIndex {
+  static async open(options: PgIndexOptions): Promise<PgIndex> {
+    const schema = options.schema ?? 'public';
+    quoteIdentifier(schema); // refuses a name that is not a plain identifier, before connecting
+    const db = PgDatabase.create({ url: options.url, schema, poolSize: options.poolSize });
+    try {
+      await db.session((client) => migrate(client, schema));
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+    return new PgIndex(db);
+  }
+
+  private constructor(db: PgDatabase) {
+    super(db);
+  }
+
+  // Blobs.
+
+  async getBlob(digest: string): Promise<BlobRecord | undefined> {
+    const { rows } = await this.db.query<BlobRecord>('SELECT size FROM blobs WHERE digest = $1 AND state IS NULL', [digest]);
+    return rows[0];
+  }
+
+  async getLinkedBlob(repo: string, digest: string): Promise<BlobRecord | undefined> {
+    const { rows } = await this.db.query<BlobRecord>('SELECT size FROM links WHERE repo = $1 AND digest = $2', [repo, digest]);
+    return rows[0];
+  }
+
+  async linkBlob(repo: string, digest: string, size: number): Promise<void> {
+    await link(this.db, repo, [{ digest, size }], Date.now());
+  }
+
+  async reserveContent(items: readonly ContentItem[]): Promise<Reservation> {
+    const unique = [...new Map(items.map((item) => [item.digest, item])).values()];
+    if (unique.length === 0) return { deleting: [], held: new Map() };
+    const { rows } = await this.db.query<{ digest: string; incarnation: number }>(RESERVE, [
+      unique.map((item) => item.digest),
+      unique.map((item) => item.size),
+      Date.now(),
+      unique.map(() => randomInt(1, 2 ** 47)),
+    ]);
+    const held = new Map(rows.map((row) => [row.digest, row.incarnation]));
+    return { deleting: unique.filter((item) => !held.has(item.digest)).map((item) => item.digest), held };
+  }
+
+  mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
+    return this.db.transaction(async (client) => {
+      // The record's lock keeps GC from marking it until the link is committed.
+      const { rows } = await client.query<{ size: number; state: string | null; visible: boolean }>(
+        `SELECT size, state, ($2::text IS NULL OR EXISTS (SELECT 1 FROM links WHERE repo = $2 AND digest = $1)) AS visible
+         FROM blobs WHERE digest = $1 FOR UPDATE`,
+        [digest, from ?? null],
+      );
+      const record = rows[0];
+      if (record === undefined || record.state !== null || !record.visible) return undefined;
+      await link(client, repo, [{ digest, size: record.size }], Date.now());
+      return { size: record.size };
+    });
+  }
+
+  async unlinkBlob(repo: string, digest: string): Promise<boolean> {
+    const result = await this.db.query('DELETE FROM links WHERE repo = $1 AND digest = $2', [repo, digest]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
+    return this.db.transaction(async (client) => {
+      await requireContent(client, [digest], reservation);
+      await link(client, repo, [{ digest, size }], Date.now(), uploadId);
+    });
+  }
+
+  commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
+    return this.db.transaction(async (client) => {
+      await requireContent(client, [digest], reservation);
+      await touchBlob(client, digest, size, Date.now(), uploadId);
+    });
+  }
+
+  // Manifests and tags.
+
+  putManifest(
+    repo: string,
+    record: ManifestRecord,
+    tags: string | readonly string[] = [],
+    options: PutManifestOptions = {},
+    reservation?: Reservation,
+  ): Promise<PutManifestResult> {
+    return this.db.transaction(async (client): Promise<PutManifestResult> => {
+      const checked = options.sparse ? { blobs: [], manifests: [] } : record;
+      const locked = await lockReferences(client, repo, checked.blobs, [...checked.manifests, record.digest]);
+      const missingBlobs = checked.blobs.filter((digest) => !locked.links.has(digest));
+      const missingManifests = checked.manifests.filter((digest) => !locked.manifests.has(digest));
+      if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
+      if (!locked.manifests.has(record.digest)) await requireContent(client, [record.digest], reservation);
+      await storeManifest(client, repo, record, typeof tags === 'string' ? [tags] : tags, Date.now());
+      return { ok: true };
+    });
+  }
+
+  commitImport(batches: ImportBatch[], reservation?: Reservation): Promise<PutManifestResult> {
+    return this.db.transaction(async (client): Promise<PutManifestResult> => {
+      // Every check runs before the first write, so a refusal writes nothing.
+      const { rows } = await client.query<{ digest: string }>(
+        'SELECT digest FROM blobs WHERE digest = ANY($1::text[]) AND state IS NULL ORDER BY digest FOR UPDATE',
+        [[...new Set(batches.flatMap((batch) => batch.blobs.map((blob) => blob.digest)))]],
+      );
+      const live = new Set(rows.map((row) => row.digest));
+      const missingBlobs: string[] = [];
+      const missingManifests: string[] = [];
+      const held: string[][] = [];
+      for (const { repo, blobs, manifests } of batches) {
+        const records = manifests.map((entry) => entry.record);
+        const locked = await lockReferences(client, repo, records.flatMap((r) => r.blobs), records.flatMap((r) => [...r.manifests, r.digest]));
+        held.push([...locked.manifests]);
+        const linked = new Set(blobs.map((blob) => blob.digest));
+        const stored = new Set<string>();
+        for (const { digest } of blobs) if (!live.has(digest)) missingBlobs.push(digest);
+        for (const record of records) {
+          for (const d of record.blobs) if (!linked.has(d) && !locked.links.has(d)) missingBlobs.push(d);
+          for (const d of record.manifests) if (!stored.has(d) && !locked.manifests.has(d)) missingManifests.push(d);
+          stored.add(record.digest);
+        }
+      }
+      if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
+      const fresh = batches.flatMap(({ manifests }, i) => manifests.map((entry) => entry.record.digest).filter((digest) => !held[i].includes(digest)));
+      await requireContent(client, fresh, reservation);
+      const now = Date.now();
+      for (const { repo, blobs, manifests } of batches) {
+        if (blobs.length > 0) await link(client, repo, blobs, now);
+        for (const { record, tags } of manifests) await storeManifest(client, repo, record, tags, now);
+      }
+      return { ok: true };
+    });
+  }
+
+  async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
+    const { rows } = await this.db.query<ManifestRow>(`SELECT ${MANIFEST_COLUMNS} FROM manifests WHERE repo = $1 AND digest = $2`, [repo, digest]);
+    return rows.length === 0 ? undefined : manifestRecord(rows[0]);
+  }
+
+  async resolveTag(repo: string, tag: string): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ digest: string }>('SELECT digest FROM tags WHERE repo = $1 AND tag = $2', [repo, tag]);
+    return rows[0]?.digest;
+  }
+
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    // Its tags and the references it holds go with it (ON DELETE CASCADE); its referrer
+    // entry is the row itself.
+    const result = await this.db.query('DELETE FROM manifests WHERE repo = $1 AND digest = $2', [repo, digest]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async deleteTag(repo: string, tag: string): Promise<boolean> {
+    const result = await this.db.query('DELETE FROM tags WHERE repo = $1 AND tag = $2', [repo, tag]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async listTags(repo: string, page: Page = {}): Promise<string[] | undefined> {
+    const { rows } = await this.db.query<{ known: boolean; tags: string[] | null }>(
+      `SELECT EXISTS (SELECT 1 FROM repos WHERE name = $1) AS known,
+              ARRAY(SELECT tag FROM tags WHERE repo = $1 AND ($2::text IS NULL OR tag > $2) ORDER BY tag LIMIT $3) AS tags`,
+      [repo, page.last ?? null, page.n ?? null],
+    );
+    return rows[0].known ? (rows[0].tags ?? []) : undefined;
+  }
+
+  async listReferrers(repo: string, subject: string): Promise<ManifestRecord[]> {
+    const { rows } = await this.db.query<ManifestRow>(
+      `SELECT ${MANIFEST_COLUMNS} FROM manifests WHERE repo = $1 AND subject = $2 ORDER BY digest`,
+      [repo, subject],
+    );
+    return rows.map(manifestRecord);
+  }
+
+  // Repositories.
+
+  async repositoryExists(repo: string): Promise<boolean> {
+    const { rows } = await this.db.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM repos WHERE name = $1) AS found', [repo]);
+    return rows[0].found;
+  }
+
+  async listRepositories(page: Page = {}): Promise<string[]> {
+    const { rows } = await this.db.query<{ name: string }>(
+      'SELECT name FROM repos WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2',
+      [page.last ?? null, page.n ?? null],
+    );
+    return rows.map((row) => row.name);
+  }
+
+  // Monitoring.
+
+  /** False once closed: the readiness probe's view of the index (a lost database shows in the queries' INDEX_UNAVAILABLE). */
+  isOpen(): boolean {
+    return this.db.isOpen();
+  }
+
+  /** Exact entry counts (scans: for metrics scraped now and then) and the tables' size on disk. */
+  async stats(): Promise<IndexStats> {
+    const tables = { repositories: 'repos', manifests: 'manifests', tags: 'tags', blobs: 'blobs', links: 'links', uploads: 'uploads' };
+    const counts = Object.entries(tables).map(([name, table]) => `(SELECT count(*) FROM ${table}) AS ${name}`);
+    const sizes = Object.values(tables).map((table) => `pg_total_relation_size('${table}')`);
+    const { rows } = await this.db.query<Record<string, number>>(`SELECT ${counts.join(', ')}, (${sizes.join(' + ')})::int8 AS size_bytes`);
+    const { size_bytes: sizeBytes, ...entries } = rows[0];
+    return { sizeBytes, entries };
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
