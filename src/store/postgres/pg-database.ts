@@ -52,6 +52,8 @@ export class PgDatabase {
       connectionString: options.url,
       max: options.poolSize ?? 10,
       options: `-c search_path=${options.schema}`,
+      // Names the pool's sessions in pg_stat_activity (operators, and the tests that end them).
+      application_name: `stowage:${options.schema}`,
       types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
     });
     // An idle connection the server dropped is reported here; without a listener it would
@@ -72,41 +74,51 @@ export class PgDatabase {
    * (ContentMissingError included) rolls it back and is thrown.
    */
   async transaction<T>(work: Work<T>): Promise<T> {
-    return this.retrying(async () => {
-      const client = await this.connect();
-      let broken: unknown;
-      try {
+    return this.retrying(() =>
+      this.borrow(async (client) => {
         await client.query('BEGIN');
-        const result = await work(client);
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        // A connection whose ROLLBACK fails is not given back to the pool for reuse.
-        await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
-        throw error;
-      } finally {
-        client.release(broken instanceof Error ? broken : undefined);
-      }
-    });
+        try {
+          const result = await work(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          // A connection whose ROLLBACK fails is broken: borrow destroys it rather than reuse it.
+          await client.query('ROLLBACK');
+          throw error;
+        }
+      }),
+    );
   }
 
   /** `work` on one connection of the pool, outside any transaction of ours (migrations open their own). */
   async session<T>(work: Work<T>): Promise<T> {
-    return this.retrying(async () => {
-      const client = await this.connect();
-      try {
-        return await work(client);
-      } finally {
-        client.release();
-      }
-    });
+    return this.retrying(() => this.borrow(work));
   }
 
-  private async connect(): Promise<pg.PoolClient> {
+  /**
+   * `use` with a connection of the pool. While it is out of the pool, a connection the server
+   * ends emits 'error' besides failing its statement, and an 'error' nobody listens to would
+   * take the whole process down: the statement's rejection is the report. A connection whose
+   * work failed on the connection itself is destroyed rather than given back.
+   */
+  private async borrow<T>(use: Work<T>): Promise<T> {
+    let client: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (error) {
       throw unavailable(error, this.closed);
+    }
+    const ignore = () => undefined;
+    client.on('error', ignore);
+    let failure: Error | undefined;
+    try {
+      return await use(client);
+    } catch (error) {
+      if (isUnavailable(error)) failure = error as Error;
+      throw error;
+    } finally {
+      client.removeListener('error', ignore);
+      client.release(failure);
     }
   }
 
