@@ -1,8 +1,9 @@
 // What the shared suites do not cover of PgIndex: migrations applied once when several
-// nodes open one schema at once, later migrations applied on top, and the database going
-// away surfacing as StorageError INDEX_UNAVAILABLE.
+// nodes open one schema at once, later migrations applied on top, the database going away
+// surfacing as StorageError INDEX_UNAVAILABLE, monitoring, fsck's view and adoption.
 
 import pg from 'pg';
+import type { IndexEntry, ManifestRecord } from '../../src/store/registry-index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrate, MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { PgIndex } from '../../src/store/postgres/pg-index.js';
@@ -11,6 +12,15 @@ import { enginesMissing } from '../helpers/engines.js';
 import { adminQuery, dropSchema, freshSchema, openPgIndex, postgresUrl } from '../helpers/pg-schema.js';
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`;
+const manifest = (digest: string, extra: Partial<ManifestRecord> = {}): ManifestRecord => ({
+  digest,
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  size: 500,
+  blobs: [],
+  manifests: [],
+  createdAt: 1_700_000_000_000,
+  ...extra,
+});
 
 describe.skipIf(enginesMissing('postgres index', ['postgres']))('postgres index', () => {
   const schemas: string[] = [];
@@ -105,6 +115,88 @@ describe.skipIf(enginesMissing('postgres index', ['postgres']))('postgres index'
       await index.close();
       await expect(index.getBlob(d('a'))).rejects.toMatchObject({ code: 'INDEX_UNAVAILABLE' });
       await expect(index.commitUploadUnlinked('u', d('b'), 1)).rejects.toMatchObject({ code: 'INDEX_UNAVAILABLE' });
+    });
+  });
+
+  describe('monitoring, fsck and adoption', () => {
+    it('counts entries per kind, and is open until closed', async () => {
+      const index = await openPgIndex(schema());
+      indexes.push(index);
+      await index.linkBlob('r', d('c'), 5);
+      await index.linkBlob('q', d('c'), 5);
+      await index.reserveContent([{ digest: d('m'), size: 500 }]);
+      await index.putManifest('r', manifest(d('m'), { blobs: [d('c')] }), ['a', 'b']);
+      await index.createUpload({ id: 'u1', repo: 'r', algorithm: 'sha256', startedAt: 1 });
+      const stats = await index.stats();
+      expect(stats.entries).toEqual({ repositories: 2, manifests: 1, tags: 2, blobs: 2, links: 2, uploads: 1 });
+      expect(stats.sizeBytes).toBeGreaterThan(0);
+      expect(index.isOpen()).toBe(true);
+      await index.close();
+      expect(index.isOpen()).toBe(false);
+    });
+
+    it('shows fsck every table in LMDB\'s shapes, the derived ones included, and applies repairs in one transaction', async () => {
+      const name = schema();
+      let index = await openPgIndex(name);
+      indexes.push(index);
+      await index.linkBlob('r', d('c'), 5);
+      await index.reserveContent([{ digest: d('m'), size: 500 }]);
+      await index.putManifest('r', manifest(d('m'), { blobs: [d('c')], subject: d('s') }), 'v1');
+      const entries: IndexEntry[] = [];
+      await index.auditEntries(['links', 'tags', 'tagsOf', 'referrers', 'refs', 'uploads'], (entry) => entries.push(entry));
+      expect(entries.map(({ table, key, value }) => [table, key, value])).toEqual([
+        ['links', ['r', d('c')], { size: 5, touchedAt: expect.any(Number) }],
+        ['tags', ['r', 'v1'], d('m')],
+        ['tagsOf', ['r', d('m'), 'v1'], true],
+        ['referrers', ['r', d('s'), d('m')], true],
+        ['refs', [d('c'), 'r', 'link', ''], true],
+        ['refs', [d('c'), 'r', 'manifest', d('m')], true],
+        ['refs', [d('m'), 'r', 'revision', ''], true],
+      ]);
+      const manifests: IndexEntry[] = [];
+      await index.auditEntries(['manifests', 'blobs'], (entry) => manifests.push(entry));
+      expect(manifests[0]).toEqual({ table: 'manifests', key: ['r', d('m')], value: manifest(d('m'), { blobs: [d('c')], subject: d('s') }) });
+      expect(manifests.slice(1).map((entry) => entry.key)).toEqual([d('c'), d('m')]);
+      await index.applyRepairs([
+        { op: 'remove', table: 'tags', key: ['r', 'v1'] },
+        { op: 'put', table: 'tags', key: ['r', 'v2'], value: d('m') },
+        { op: 'put', table: 'links', key: ['r', d('c')], value: { size: 6 } },
+        { op: 'remove', table: 'refs', key: [d('c'), 'r', 'manifest', d('m')] },
+      ]);
+      await index.close();
+      index = await openPgIndex(name);
+      indexes.push(index);
+      expect(await index.resolveTag('r', 'v1')).toBeUndefined();
+      expect(await index.resolveTag('r', 'v2')).toBe(d('m'));
+      expect(await index.getLinkedBlob('r', d('c'))).toEqual({ size: 6 });
+      expect(await index.referencesTo(d('c'))).toEqual([{ repo: 'r', kind: 'link' }]);
+    });
+
+    it('adopts repositories additively and remembers the last adoption', async () => {
+      const index = await openPgIndex(schema());
+      indexes.push(index);
+      expect(await index.getAdoption()).toBeUndefined();
+      const session = { id: 'u1', repo: 'r', algorithm: 'sha256' as const, startedAt: 2 };
+      const batch = {
+        repo: 'r',
+        links: [{ digest: d('c'), size: 5 }],
+        unlinkedBlobs: [{ digest: d('u'), size: 7 }],
+        // Adoption keeps what Distribution served: a layer no longer linked is no reason to refuse.
+        manifests: [manifest(d('m'), { blobs: [d('c'), d('x')] })],
+        tags: [{ tag: 'v1', digest: d('m') }],
+        uploads: [session],
+      };
+      await index.adoptRepositories([batch]);
+      await index.adoptRepositories([batch]);
+      expect(await index.resolveTag('r', 'v1')).toBe(d('m'));
+      expect(await index.getLinkedBlob('r', d('c'))).toEqual({ size: 5 });
+      expect(await index.getBlob(d('u'))).toEqual({ size: 7 });
+      expect(await index.getLinkedBlob('r', d('u'))).toBeUndefined();
+      expect(await index.getUpload('u1')).toEqual(session);
+      expect(await index.referencesTo(d('x'))).toEqual([{ repo: 'r', kind: 'manifest', from: d('m') }]);
+      const record = { completedAt: 5, repositories: 1, manifests: 1 };
+      await index.recordAdoption(record);
+      expect(await index.getAdoption()).toEqual(record);
     });
   });
 });

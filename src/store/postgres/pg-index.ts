@@ -1,5 +1,6 @@
 // The index in PostgreSQL: the API (RegistryIndex) over the tables of migrations.ts, with
-// GC's queries (pg-collectable.ts) and upload sessions (pg-uploads.ts) beneath it. Several
+// GC's queries (pg-collectable.ts), upload sessions (pg-uploads.ts) and fsck's and
+// adoption's access (pg-maintenance.ts) beneath it: everything open-storage's StorageIndex is. Several
 // nodes share one database; every mutating method is one transaction, taking the row locks
 // pg-tables.ts describes, and a read is one statement.
 
@@ -12,13 +13,12 @@ import type {
   Page,
   PutManifestOptions,
   PutManifestResult,
-  RegistryIndex,
   Reservation,
 } from '../registry-index.js';
-import type { IndexStats } from '../storage.js';
+import type { IndexStats, StorageIndex } from '../storage.js';
 import { migrate, quoteIdentifier } from './migrations.js';
 import { PgDatabase } from './pg-database.js';
-import { PgUploads } from './pg-uploads.js';
+import { PgMaintainable } from './pg-maintenance.js';
 import { link, lockReferences, MANIFEST_COLUMNS, manifestRecord, requireContent, storeManifest, touchBlob, type ManifestRow } from './pg-tables.js';
 
 export interface PgIndexOptions {
@@ -47,7 +47,7 @@ const RESERVE = `
   WHERE NOT (b.state = 'deleting' AND coalesce(b.until, 0) > $3::int8)
   RETURNING digest, coalesce(incarnation, 0) AS incarnation`;
 
-export class PgIndex extends PgUploads implements RegistryIndex {
+export class PgIndex extends PgMaintainable implements StorageIndex {
   static async open(options: PgIndexOptions): Promise<PgIndex> {
     const schema = options.schema ?? 'public';
     quoteIdentifier(schema); // refuses a name that is not a plain identifier, before connecting
