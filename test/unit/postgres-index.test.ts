@@ -119,7 +119,7 @@ describe.skipIf(enginesMissing('postgres index', ['postgres']))('postgres index'
   });
 
   describe('monitoring, fsck and adoption', () => {
-    it('counts entries per kind, and is open until closed', async () => {
+    it('counts entries per kind, answers a ping, and is open until closed', async () => {
       const index = await openPgIndex(schema());
       indexes.push(index);
       await index.linkBlob('r', d('c'), 5);
@@ -131,8 +131,10 @@ describe.skipIf(enginesMissing('postgres index', ['postgres']))('postgres index'
       expect(stats.entries).toEqual({ repositories: 2, manifests: 1, tags: 2, blobs: 2, links: 2, uploads: 1 });
       expect(stats.sizeBytes).toBeGreaterThan(0);
       expect(index.isOpen()).toBe(true);
+      await index.ping();
       await index.close();
       expect(index.isOpen()).toBe(false);
+      await expect(index.ping()).rejects.toMatchObject({ code: 'INDEX_UNAVAILABLE' });
     });
 
     it('shows fsck every table in LMDB\'s shapes, the derived ones included, and applies repairs in one transaction', async () => {

@@ -135,7 +135,10 @@ export async function migrate(client: pg.ClientBase, schema: string, migrations:
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCKS.migrations, schema]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    // CREATE SCHEMA IF NOT EXISTS needs the database's CREATE privilege even when the schema
+    // exists: a role given only a schema of its own must not be asked for it.
+    const { rows } = await client.query<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS found', [schema]);
+    if (!rows[0].found) await client.query(`CREATE SCHEMA ${quoted}`);
     await client.query(`SET LOCAL search_path TO ${quoted}`);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version int4 PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);

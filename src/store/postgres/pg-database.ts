@@ -19,6 +19,9 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 
 const INT8 = 20;
 
+/** How long a request waits for a connection (a new one, or one of the pool's being free). */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /** A connection inside a transaction, or the pool: what the shared writes (pg-tables.ts) run on. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -51,6 +54,11 @@ export class PgDatabase {
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
+      // A database that does not answer (a dropped route, a failover in progress) fails a
+      // request with INDEX_UNAVAILABLE within this, instead of the OS's minutes; keepalive
+      // finds a connection whose peer vanished without closing it.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
       options: `-c search_path=${options.schema}`,
       // Names the pool's sessions in pg_stat_activity (operators, and the tests that end them).
       application_name: `stowage:${options.schema}`,
@@ -122,6 +130,11 @@ export class PgDatabase {
     }
   }
 
+  /** One round trip to the database: the readiness probe's check. */
+  async ping(): Promise<void> {
+    await this.query('SELECT 1');
+  }
+
   isOpen(): boolean {
     return !this.closed;
   }
@@ -163,7 +176,7 @@ function isUnavailable(error: unknown): boolean {
   const code = sqlState(error);
   if (code !== undefined && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
 }
 
 function unavailable(error: unknown, closed: boolean): StorageError {

@@ -246,6 +246,14 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     return this.db.isOpen();
   }
 
+  /**
+   * Resolves once the database answers a statement; rejects with INDEX_UNAVAILABLE otherwise.
+   * For the storage's readiness check, which isOpen (synchronous) cannot be for a networked index.
+   */
+  ping(): Promise<void> {
+    return this.db.ping();
+  }
+
   /** Exact entry counts (scans: for metrics scraped now and then) and the tables' size on disk. */
   async stats(): Promise<IndexStats> {
     const tables = { repositories: 'repos', manifests: 'manifests', tags: 'tags', blobs: 'blobs', links: 'links', uploads: 'uploads' };
