@@ -48,6 +48,16 @@ describe.skipIf(enginesMissing('postgres index races', ['postgres']))('postgres 
     }
   });
 
+  it('a mount and GC marking the blob: exactly one of them wins', async () => {
+    for (let i = 0; i < ROUNDS; i++) {
+      const digest = d('9', i);
+      await index.commitUploadUnlinked(`m${i}`, digest, 1, await index.reserveContent([{ digest, size: 1 }]));
+      const [mounted, marked] = await Promise.all([index.mountBlob('dst', digest), index.markBlobsDeleting([digest], cutoff(), Date.now() + 60_000)]);
+      expect(mounted === undefined).toBe(marked.length === 1);
+      expect(await index.getLinkedBlob('dst', digest)).toEqual(mounted);
+    }
+  });
+
   it('a manifest listing a link and GC dropping that link: never a manifest whose layer is unlinked', async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const layer = d('b', i);

@@ -5,6 +5,7 @@
 // pg-tables.ts describes, and a read is one statement.
 
 import { randomInt } from 'node:crypto';
+import { ContentMissingError } from '../registry-index.js';
 import type {
   BlobRecord,
   ContentItem,
@@ -19,7 +20,17 @@ import type { IndexStats, StorageIndex } from '../storage.js';
 import { migrate, quoteIdentifier } from './migrations.js';
 import { PgDatabase } from './pg-database.js';
 import { PgMaintainable } from './pg-maintenance.js';
-import { link, lockReferences, MANIFEST_COLUMNS, manifestRecord, requireContent, storeManifest, touchBlob, type ManifestRow } from './pg-tables.js';
+import {
+  commitContent,
+  link,
+  lockReferences,
+  MANIFEST_COLUMNS,
+  manifestRecord,
+  mountLive,
+  requireContent,
+  storeManifest,
+  type ManifestRow,
+} from './pg-tables.js';
 
 export interface PgIndexOptions {
   /** A role that may create the schema and its tables, e.g. postgres://registry:…@db:5432/registry. */
@@ -94,19 +105,9 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     return { deleting: unique.filter((item) => !held.has(item.digest)).map((item) => item.digest), held };
   }
 
-  mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
-    return this.db.transaction(async (client) => {
-      // The record's lock keeps GC from marking it until the link is committed.
-      const { rows } = await client.query<{ size: number; state: string | null; visible: boolean }>(
-        `SELECT size, state, ($2::text IS NULL OR EXISTS (SELECT 1 FROM links WHERE repo = $2 AND digest = $1)) AS visible
-         FROM blobs WHERE digest = $1 FOR UPDATE`,
-        [digest, from ?? null],
-      );
-      const record = rows[0];
-      if (record === undefined || record.state !== null || !record.visible) return undefined;
-      await link(client, repo, [{ digest, size: record.size }], Date.now());
-      return { size: record.size };
-    });
+  async mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
+    const size = await mountLive(this.db, repo, digest, from, Date.now());
+    return size === undefined ? undefined : { size };
   }
 
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {
@@ -114,18 +115,12 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     return (result.rowCount ?? 0) > 0;
   }
 
-  commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
-    return this.db.transaction(async (client) => {
-      await requireContent(client, [digest], reservation);
-      await link(client, repo, [{ digest, size }], Date.now(), uploadId);
-    });
+  async commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
+    if (!(await commitContent(this.db, { id: uploadId, repo, digest, size }, reservation?.held.get(digest), Date.now()))) throw new ContentMissingError(digest);
   }
 
-  commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
-    return this.db.transaction(async (client) => {
-      await requireContent(client, [digest], reservation);
-      await touchBlob(client, digest, size, Date.now(), uploadId);
-    });
+  async commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
+    if (!(await commitContent(this.db, { id: uploadId, digest, size }, reservation?.held.get(digest), Date.now()))) throw new ContentMissingError(digest);
   }
 
   // Manifests and tags.

@@ -5,7 +5,9 @@
 // excluded here by row locks, taken before the statement that decides:
 //
 //  - A transaction that starts referencing a blob locks its record: it upserts it (a link,
-//    a manifest's own blob) or locks it FOR UPDATE first (requireContent). GC's marking
+//    a manifest's own blob) or locks it FOR UPDATE first (requireContent, and the
+//    single-statement commitContent and mountLive, whose FOR UPDATE re-checks its
+//    conditions on the latest version after waiting). GC's marking
 //    locks the same records FOR UPDATE and only then, in a statement of its own (so with a
 //    snapshot taken after the lock), looks for references. Whichever locks first, the other
 //    sees its outcome: a writer after a mark gets ContentMissingError; a mark after a writer
@@ -76,15 +78,59 @@ export async function link(db: Queryable, repo: string, items: readonly ContentI
   );
 }
 
-/** Records the blob as live or dates it afresh (link's first half), and with `uploadId` ends that session. */
-export async function touchBlob(db: Queryable, digest: string, size: number, now: number, uploadId: string | null = null): Promise<void> {
-  await db.query(
-    `WITH blob AS (INSERT INTO blobs (digest, size, touched_at) VALUES ($1, $2, $3)
-                   ON CONFLICT (digest) DO UPDATE SET touched_at = EXCLUDED.touched_at, state = NULL, until = NULL),
-          upload AS (DELETE FROM uploads WHERE id = $4)
-     SELECT 1`,
-    [digest, size, now, uploadId],
+/** A finished upload, for commitContent: linked into `repo`, or (without one) recorded only. */
+export interface FinishedUpload {
+  id: string;
+  repo?: string;
+  digest: string;
+  size: number;
+}
+
+/**
+ * A finished upload in one statement: locks the blob's record and, only if it is still the
+ * caller's content (requireContent's test: not marked, and of the reserved incarnation when
+ * `held` is given), makes it live and dates it afresh, links it into the repository (if any)
+ * and ends the session. False, with nothing written, when GC took the record away.
+ *
+ * The lock is a FOR UPDATE whose conditions PostgreSQL re-checks on the record's latest
+ * version after waiting for a concurrent writer (GC marking it), so the decision is made on
+ * what GC committed, as requireContent's separate statement would; the writes that follow
+ * are conditioned on it.
+ */
+export async function commitContent(db: Queryable, upload: FinishedUpload, held: number | undefined, now: number): Promise<boolean> {
+  const { rows } = await db.query<{ ok: number }>(
+    `WITH record AS (SELECT digest FROM blobs
+                     WHERE digest = $2 AND state IS DISTINCT FROM 'deleting' AND ($6::int8 IS NULL OR coalesce(incarnation, 0) = $6::int8)
+                     FOR UPDATE),
+          repo AS (INSERT INTO repos (name, created_at) SELECT $1, $4 FROM record WHERE $1::text IS NOT NULL ON CONFLICT DO NOTHING),
+          blob AS (UPDATE blobs SET touched_at = $4, state = NULL, until = NULL WHERE digest IN (SELECT digest FROM record)),
+          link AS (INSERT INTO links (repo, digest, size, touched_at) SELECT $1, digest, $3, $4 FROM record WHERE $1::text IS NOT NULL
+                   ON CONFLICT (repo, digest) DO UPDATE SET size = EXCLUDED.size, touched_at = EXCLUDED.touched_at),
+          upload AS (DELETE FROM uploads WHERE id = $5 AND EXISTS (SELECT 1 FROM record))
+     SELECT count(*)::int4 AS ok FROM record`,
+    [upload.repo ?? null, upload.digest, upload.size, now, upload.id, held ?? null],
   );
+  return rows[0].ok > 0;
+}
+
+/**
+ * A mount in one statement: links a live record into `repo`, when `from` (if given) links it,
+ * dating the record afresh; the record's size, or undefined with nothing written. Locked as
+ * commitContent's, so GC's mark and the mount see each other.
+ */
+export async function mountLive(db: Queryable, repo: string, digest: string, from: string | undefined, now: number): Promise<number | undefined> {
+  const { rows } = await db.query<{ size: number }>(
+    `WITH record AS (SELECT digest, size FROM blobs
+                     WHERE digest = $2 AND state IS NULL AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM links WHERE repo = $3 AND digest = $2))
+                     FOR UPDATE),
+          repo AS (INSERT INTO repos (name, created_at) SELECT $1, $4 FROM record ON CONFLICT DO NOTHING),
+          blob AS (UPDATE blobs SET touched_at = $4 WHERE digest IN (SELECT digest FROM record)),
+          link AS (INSERT INTO links (repo, digest, size, touched_at) SELECT $1, digest, size, $4 FROM record
+                   ON CONFLICT (repo, digest) DO UPDATE SET size = EXCLUDED.size, touched_at = EXCLUDED.touched_at)
+     SELECT size FROM record`,
+    [repo, digest, from ?? null, now],
+  );
+  return rows[0]?.size;
 }
 
 /**
