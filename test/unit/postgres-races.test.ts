@@ -58,6 +58,24 @@ describe.skipIf(enginesMissing('postgres index races', ['postgres']))('postgres 
     }
   });
 
+  it('admission from two nodes at once never passes the limit', async () => {
+    const other = await openPgIndex(schema); // a second node on the same database
+    try {
+      for (let round = 0; round < 10; round++) {
+        const ids = Array.from({ length: 16 }, (_, i) => `s${round}-${i}`);
+        const results = await Promise.all(
+          ids.map((id, i) => (i % 2 === 0 ? index : other).createUpload({ id, repo: 'r', algorithm: 'sha256', startedAt: 1 }, { maxSessions: 3 })),
+        );
+        expect(results.filter((result) => result.ok)).toHaveLength(3);
+        const open = await index.listUploads();
+        expect(open).toHaveLength(3);
+        for (const session of open) await index.deleteUpload(session.id);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a manifest listing a link and GC dropping that link: never a manifest whose layer is unlinked', async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const layer = d('b', i);

@@ -81,10 +81,12 @@ export class PgDatabase {
    * when PostgreSQL aborts it as a deadlock or serialization failure; any other error
    * (ContentMissingError included) rolls it back and is thrown.
    */
-  async transaction<T>(work: Work<T>): Promise<T> {
+  async transaction<T>(work: Work<T>, options: { prologue?: string } = {}): Promise<T> {
+    // A prologue (SQL without parameters: a lock) goes with BEGIN in one round trip.
+    const begin = options.prologue === undefined ? 'BEGIN' : `BEGIN; ${options.prologue}`;
     return this.retrying(() =>
       this.borrow(async (client) => {
-        await client.query('BEGIN');
+        await client.query(begin);
         try {
           const result = await work(client);
           await client.query('COMMIT');

@@ -24,8 +24,15 @@ interface UploadRow {
 
 const uploadSession = (row: UploadRow): UploadSession => ({ id: row.id, repo: row.repo, algorithm: row.algorithm, startedAt: row.started_at });
 
-const INSERT_UPLOAD = `INSERT INTO uploads (id, repo, algorithm, started_at) VALUES ($1, $2, $3, $4)
-  ON CONFLICT (id) DO UPDATE SET repo = EXCLUDED.repo, algorithm = EXCLUDED.algorithm, started_at = EXCLUDED.started_at`;
+const INTO_UPLOADS = 'INSERT INTO uploads (id, repo, algorithm, started_at)';
+const ON_CONFLICT = 'ON CONFLICT (id) DO UPDATE SET repo = EXCLUDED.repo, algorithm = EXCLUDED.algorithm, started_at = EXCLUDED.started_at';
+const INSERT_UPLOAD = `${INTO_UPLOADS} VALUES ($1, $2, $3, $4) ${ON_CONFLICT}`;
+
+/** Counts the open sessions and inserts this one only below the limit ($5): one statement. */
+const ADMIT_UPLOAD = `
+  WITH open AS (SELECT count(*)::int8 AS n FROM uploads),
+       created AS (${INTO_UPLOADS} SELECT $1, $2, $3, $4 FROM open WHERE open.n < $5 ${ON_CONFLICT} RETURNING 1)
+  SELECT open.n AS open, EXISTS (SELECT 1 FROM created) AS ok FROM open`;
 
 /**
  * Grants when the lease is free, released (holder ''), expired, already the caller's, or
@@ -49,15 +56,16 @@ export abstract class PgUploads extends PgCollectable {
       await this.db.query(INSERT_UPLOAD, values);
       return { ok: true };
     }
-    const limit = options.maxSessions;
-    return this.db.transaction(async (client): Promise<CreateUploadResult> => {
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCKS.admission, this.db.schema]);
-      const { rows } = await client.query<{ open: number }>('SELECT count(*)::int8 AS open FROM uploads');
-      const openSessions = rows[0].open;
-      if (openSessions >= limit) return { ok: false, openSessions };
-      await client.query(INSERT_UPLOAD, values);
-      return { ok: true };
-    });
+    // Counted after the lock is held: a statement of its own, so its snapshot sees every
+    // admission that committed before.
+    const admission = `SELECT pg_advisory_xact_lock(${LOCKS.admission}, hashtext('${this.db.schema}'))`;
+    return this.db.transaction(
+      async (client): Promise<CreateUploadResult> => {
+        const { rows } = await client.query<{ open: number; ok: boolean }>(ADMIT_UPLOAD, [...values, options.maxSessions]);
+        return rows[0].ok ? { ok: true } : { ok: false, openSessions: rows[0].open };
+      },
+      { prologue: admission },
+    );
   }
 
   async getUpload(id: string): Promise<UploadSession | undefined> {
