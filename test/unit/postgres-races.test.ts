@@ -76,6 +76,25 @@ describe.skipIf(enginesMissing('postgres index races', ['postgres']))('postgres 
     }
   });
 
+  it('lease acquisitions from two nodes at once: one holder per round, and the generation advances by one', async () => {
+    const other = await openPgIndex(schema);
+    try {
+      await index.createUpload({ id: 'leased', repo: 'r', algorithm: 'sha256', startedAt: 1 });
+      for (let round = 0; round < 10; round++) {
+        const now = 1_700_000_000_000 + round * 100_000; // each round after the last lease expired
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? index : other).acquireUploadLease('leased', `p${i}`, 30_000, now)),
+        );
+        const granted = results.filter((result) => result?.ok);
+        expect(granted).toEqual([{ ok: true, generation: round + 1, previous: round }]);
+        const holders = new Set(results.flatMap((result) => (result && !result.ok ? [result.holder] : [])));
+        expect(holders.size).toBe(1);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a manifest listing a link and GC dropping that link: never a manifest whose layer is unlinked', async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const layer = d('b', i);
