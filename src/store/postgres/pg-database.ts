@@ -171,12 +171,13 @@ function sqlState(error: unknown): string | undefined {
 
 /**
  * Connection-level failures: a socket error, a connection the server ended (admin shutdown,
- * crash: class 57P), one that could not be made (class 08), or the pool's own refusals.
+ * crash, starting up: class 57P), one that could not be made (class 08, or 53300: the
+ * server's connection limit), or the pool's own refusals (a timeout, the pool closed).
  */
 function isUnavailable(error: unknown): boolean {
   if (error instanceof StorageError) return false;
   const code = sqlState(error);
-  if (code !== undefined && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) return true;
+  if (code !== undefined && (UNAVAILABLE_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300')) return true;
   const message = error instanceof Error ? error.message : '';
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message);
 }

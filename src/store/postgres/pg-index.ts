@@ -1,8 +1,8 @@
 // The index in PostgreSQL: the API (RegistryIndex) over the tables of migrations.ts, with
-// GC's queries (pg-collectable.ts), upload sessions (pg-uploads.ts) and fsck's and
-// adoption's access (pg-maintenance.ts) beneath it: everything open-storage's StorageIndex is. Several
-// nodes share one database; every mutating method is one transaction, taking the row locks
-// pg-tables.ts describes, and a read is one statement.
+// GC's queries (pg-collectable.ts), upload sessions (pg-uploads.ts) and fsck's and adoption's
+// access (pg-maintenance.ts) beneath it: all of StorageIndex, as LmdbIndex. Several nodes
+// share one database; every mutating method is one transaction (one statement where it
+// fits), taking the row locks pg-tables.ts describes, and a read is one statement.
 
 import { randomInt } from 'node:crypto';
 import { ContentMissingError } from '../registry-index.js';
@@ -116,11 +116,13 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
   }
 
   async commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
-    if (!(await commitContent(this.db, { id: uploadId, repo, digest, size }, reservation?.held.get(digest), Date.now()))) throw new ContentMissingError(digest);
+    const committed = await commitContent(this.db, { id: uploadId, repo, digest, size }, reservation?.held.get(digest), Date.now());
+    if (!committed) throw new ContentMissingError(digest);
   }
 
   async commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
-    if (!(await commitContent(this.db, { id: uploadId, digest, size }, reservation?.held.get(digest), Date.now()))) throw new ContentMissingError(digest);
+    const committed = await commitContent(this.db, { id: uploadId, digest, size }, reservation?.held.get(digest), Date.now());
+    if (!committed) throw new ContentMissingError(digest);
   }
 
   // Manifests and tags.
