@@ -118,6 +118,23 @@ describe.skipIf(enginesMissing('postgres index', ['postgres']))('postgres index'
     });
   });
 
+  describe('lease rows', () => {
+    it('an ended session takes its lease row along unless a holder still holds it, who removes it on release', async () => {
+      const name = schema();
+      const index = await openPgIndex(name);
+      indexes.push(index);
+      const leases = async () => (await adminQuery<{ id: string }>(`SELECT id FROM "${name}".upload_leases ORDER BY id`)).rows.map((row) => row.id);
+      for (const id of ['dead', 'live']) await index.createUpload({ id, repo: 'r', algorithm: 'sha256', startedAt: 1 });
+      await index.acquireUploadLease('dead', 'crashed', 30_000, 1_700_000_000_000); // expired long ago, never released
+      await index.acquireUploadLease('live', 'streaming', 30_000, Date.now());
+      await index.deleteUpload('dead');
+      await index.deleteUpload('live');
+      expect(await leases()).toEqual(['live']);
+      await index.releaseUploadLease('live', 'streaming');
+      expect(await leases()).toEqual([]);
+    });
+  });
+
   describe('monitoring, fsck and adoption', () => {
     it('counts entries per kind, answers a ping, and is open until closed', async () => {
       const index = await openPgIndex(schema());

@@ -74,7 +74,14 @@ export abstract class PgUploads extends PgCollectable {
   }
 
   async deleteUpload(id: string): Promise<void> {
-    await this.db.query('DELETE FROM uploads WHERE id = $1', [id]);
+    // A lease nobody holds any more goes with the session: nothing else would remove the row
+    // of a holder that died (LMDB's lease file starts empty at each boot; this table does
+    // not). A live one stays for its holder to release, as releaseUploadLease expects.
+    await this.db.query(
+      `WITH lease AS (DELETE FROM upload_leases WHERE id = $1 AND (holder = '' OR until <= $2::int8))
+       DELETE FROM uploads WHERE id = $1`,
+      [id, Date.now()],
+    );
   }
 
   async listUploads(): Promise<UploadSession[]> {
