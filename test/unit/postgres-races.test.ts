@@ -48,6 +48,21 @@ describe.skipIf(enginesMissing('postgres index races', ['postgres']))('postgres 
     }
   });
 
+  it('a new manifest and GC marking its bytes: exactly one of them wins', async () => {
+    for (let i = 0; i < ROUNDS; i++) {
+      const digest = d('8', i);
+      const reservation = await index.reserveContent([{ digest, size: 500 }]);
+      const [put, mark] = await Promise.allSettled([
+        index.putManifest('r', manifest(digest), `n${i}`, {}, reservation),
+        index.markBlobsDeleting([digest], cutoff(), Date.now() + 60_000),
+      ]);
+      if (put.status === 'rejected') expect(put.reason).toBeInstanceOf(ContentMissingError);
+      const marked = mark.status === 'fulfilled' && mark.value.length === 1;
+      expect(put.status === 'fulfilled').toBe(!marked);
+      expect(await index.resolveTag('r', `n${i}`)).toBe(marked ? undefined : digest);
+    }
+  });
+
   it('a mount and GC marking the blob: exactly one of them wins', async () => {
     for (let i = 0; i < ROUNDS; i++) {
       const digest = d('9', i);

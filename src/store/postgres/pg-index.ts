@@ -21,6 +21,7 @@ import { migrate, quoteIdentifier } from './migrations.js';
 import { PgDatabase } from './pg-database.js';
 import { PgMaintainable } from './pg-maintenance.js';
 import {
+  checkContent,
   commitContent,
   link,
   lockReferences,
@@ -136,11 +137,11 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
   ): Promise<PutManifestResult> {
     return this.db.transaction(async (client): Promise<PutManifestResult> => {
       const checked = options.sparse ? { blobs: [], manifests: [] } : record;
-      const locked = await lockReferences(client, repo, checked.blobs, [...checked.manifests, record.digest]);
+      const locked = await lockReferences(client, repo, checked.blobs, [...checked.manifests, record.digest], record.digest);
       const missingBlobs = checked.blobs.filter((digest) => !locked.links.has(digest));
       const missingManifests = checked.manifests.filter((digest) => !locked.manifests.has(digest));
       if (missingBlobs.length > 0 || missingManifests.length > 0) return { ok: false, missingBlobs, missingManifests };
-      if (!locked.manifests.has(record.digest)) await requireContent(client, [record.digest], reservation);
+      if (!locked.manifests.has(record.digest)) checkContent(record.digest, locked.content, reservation);
       await storeManifest(client, repo, record, typeof tags === 'string' ? [tags] : tags, Date.now());
       return { ok: true };
     });

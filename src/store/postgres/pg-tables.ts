@@ -140,17 +140,26 @@ export async function mountLive(db: Queryable, repo: string, digest: string, fro
  */
 export async function requireContent(db: Queryable, digests: readonly string[], reservation: Reservation | undefined): Promise<void> {
   if (digests.length === 0) return;
-  const { rows } = await db.query<{ digest: string; state: string | null; incarnation: number | null }>(
+  const { rows } = await db.query<ContentRow>(
     'SELECT digest, state, incarnation FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR UPDATE',
     [[...new Set(digests)]],
   );
   const found = new Map(rows.map((row) => [row.digest, row]));
-  for (const digest of digests) {
-    const row = found.get(digest);
-    if (row === undefined || row.state === 'deleting') throw new ContentMissingError(digest);
-    const held = reservation?.held.get(digest);
-    if (held !== undefined && held !== (row.incarnation ?? 0)) throw new ContentMissingError(digest);
-  }
+  for (const digest of digests) checkContent(digest, found.get(digest), reservation);
+}
+
+/** A blob record as requireContent reads it. */
+export interface ContentRow {
+  digest: string;
+  state: string | null;
+  incarnation: number | null;
+}
+
+/** Throws ContentMissingError unless `row` is live or pending and of the reserved incarnation (requireContent). */
+export function checkContent(digest: string, row: ContentRow | undefined, reservation: Reservation | undefined): void {
+  if (row === undefined || row.state === 'deleting') throw new ContentMissingError(digest);
+  const held = reservation?.held.get(digest);
+  if (held !== undefined && held !== (row.incarnation ?? 0)) throw new ContentMissingError(digest);
 }
 
 /**
@@ -195,23 +204,37 @@ export interface LockedReferences {
   links: Set<string>;
   /** Those of the manifests asked about that the repository holds. */
   manifests: Set<string>;
+  /** The record of the content asked about (locked FOR UPDATE, as requireContent does), if any. */
+  content?: ContentRow;
 }
 
 /**
  * Which of `blobs` `repo` links and which of `manifests` it holds, locking those rows FOR
- * SHARE until the transaction ends (so GC cannot remove them under a manifest listing them):
- * one statement.
+ * SHARE until the transaction ends (so GC cannot remove them under a manifest listing them),
+ * and with `content` that blob's record, locked FOR UPDATE for checkContent: one statement.
  */
-export async function lockReferences(db: Queryable, repo: string, blobs: readonly string[], manifests: readonly string[]): Promise<LockedReferences> {
+export async function lockReferences(
+  db: Queryable,
+  repo: string,
+  blobs: readonly string[],
+  manifests: readonly string[],
+  content?: string,
+): Promise<LockedReferences> {
   const locked: LockedReferences = { links: new Set(), manifests: new Set() };
-  if (blobs.length === 0 && manifests.length === 0) return locked;
-  const { rows } = await db.query<{ kind: 'link' | 'manifest'; digest: string }>(
+  if (blobs.length === 0 && manifests.length === 0 && content === undefined) return locked;
+  const { rows } = await db.query<{ kind: 'link' | 'manifest' | 'content'; digest: string; state: string | null; incarnation: number | null }>(
     `WITH link AS (SELECT digest FROM links WHERE repo = $1 AND digest = ANY($2::text[]) ORDER BY digest FOR SHARE),
-          manifest AS (SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($3::text[]) ORDER BY digest FOR SHARE)
-     SELECT 'link' AS kind, digest FROM link UNION ALL SELECT 'manifest', digest FROM manifest`,
-    [repo, [...new Set(blobs)], [...new Set(manifests)]],
+          manifest AS (SELECT digest FROM manifests WHERE repo = $1 AND digest = ANY($3::text[]) ORDER BY digest FOR SHARE),
+          content AS (SELECT digest, state, incarnation FROM blobs WHERE digest = $4 FOR UPDATE)
+     SELECT 'link' AS kind, digest, NULL AS state, NULL::int8 AS incarnation FROM link
+     UNION ALL SELECT 'manifest', digest, NULL, NULL FROM manifest
+     UNION ALL SELECT 'content', digest, state, incarnation FROM content`,
+    [repo, [...new Set(blobs)], [...new Set(manifests)], content ?? null],
   );
-  for (const { kind, digest } of rows) (kind === 'link' ? locked.links : locked.manifests).add(digest);
+  for (const { kind, digest, state, incarnation } of rows) {
+    if (kind === 'content') locked.content = { digest, state, incarnation };
+    else (kind === 'link' ? locked.links : locked.manifests).add(digest);
+  }
   return locked;
 }
 
