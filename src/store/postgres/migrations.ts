@@ -11,8 +11,8 @@
 //   - referrers and the tags-by-digest mapping (LMDB's `referrers` and `tagsOf`) are
 //     indexes, not tables, so they cannot disagree with the rows they index.
 // Deleting a manifest cascades to its tags and its manifest_refs through foreign keys, which
-// PostgreSQL keeps right under concurrent writers (a tag pointed at a manifest being deleted
-// waits for the delete, then fails its check instead of dangling).
+// PostgreSQL keeps right under concurrent writers: no interleaving leaves a tag dangling
+// (putManifest also locks the row first, so a push racing a delete never fails the check).
 //
 // Every name, tag and digest column is COLLATE "C": listings page in byte order, as the
 // Distribution API and the LMDB index do, whatever the database's default collation.

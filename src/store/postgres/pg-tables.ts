@@ -4,14 +4,14 @@
 // Transactions run at READ COMMITTED, and the races LMDB's single writer excluded are
 // excluded here by row locks, taken before the statement that decides:
 //
-//  - A transaction that starts referencing a blob locks its record: it upserts it (a link,
-//    a manifest's own blob) or locks it FOR UPDATE first (requireContent, and the
-//    single-statement commitContent and mountLive, whose FOR UPDATE re-checks its
-//    conditions on the latest version after waiting). GC's marking
-//    locks the same records FOR UPDATE and only then, in a statement of its own (so with a
-//    snapshot taken after the lock), looks for references. Whichever locks first, the other
-//    sees its outcome: a writer after a mark gets ContentMissingError; a mark after a writer
-//    sees the writer's reference.
+//  - A transaction that starts referencing a blob locks its record: it upserts it (a link)
+//    or locks it FOR UPDATE before deciding (requireContent, lockReferences' content, and
+//    the single-statement commitContent and mountLive, whose FOR UPDATE re-checks its
+//    conditions on the record's latest version after waiting). GC's marking locks the same
+//    records FOR UPDATE and only then, in a statement of its own (so with a snapshot taken
+//    after the lock), looks for references. Whichever locks first, the other sees its
+//    outcome: a writer after a mark gets ContentMissingError; a mark after a writer sees
+//    the writer's reference. (test/unit/postgres-races.test.ts runs each pair at once.)
 //  - A manifest listing blobs and children locks those links and manifests FOR SHARE while
 //    it checks them, so GC cannot drop a link or remove a child it is about to list; GC's
 //    removals lock their candidates FOR UPDATE and re-check them in the next statement.
