@@ -5,7 +5,14 @@ export type StorageErrorCode =
   /** The storage holds no index yet, and the caller asked for an existing one (fsck, gc --root). */
   | 'STORAGE_NOT_FOUND'
   /** An upload's data is shorter than the durable point it resumes at: its bytes were lost below the store. */
-  | 'UPLOAD_DATA_SHORT';
+  | 'UPLOAD_DATA_SHORT'
+  /** The index's database cannot be reached (or dropped the connection): nothing was written. */
+  | 'INDEX_UNAVAILABLE'
+  /** The object store cannot be reached: the operation failed as a whole and may be retried. */
+  | 'BLOB_STORE_UNAVAILABLE';
+
+/** The codes that mean "a dependency is down, try again later", not "this request is wrong". */
+export const UNAVAILABLE_CODES: ReadonlySet<StorageErrorCode> = new Set(['INDEX_UNAVAILABLE', 'BLOB_STORE_UNAVAILABLE']);
 
 export class StorageError extends Error {
   constructor(
