@@ -19,6 +19,7 @@
 // Every input is validated again here, so no caller can build a path outside the root.
 
 import path from 'node:path';
+import type { SecretName } from './secret-store.js';
 import { parseDigest, isDigestAlgorithm, type Digest, type DigestAlgorithm } from '../oci/digest.js';
 import { isRepositoryName, isTag } from '../oci/names.js';
 
@@ -39,9 +40,13 @@ export class StoragePaths {
     return path.join(path.resolve(this.root), 'stowage', 'index.lmdb');
   }
 
-  /** The token endpoint's signing key when none is configured (made at first start, mode 0600). */
-  tokenKeyFile(): string {
-    return path.join(path.resolve(this.root), 'stowage', 'token-key.pem');
+  /**
+   * A secret the registry made for itself (secret-store.ts), mode 0600. The token signing key
+   * keeps the name it had before secrets had a store: stowage/token-key.pem.
+   */
+  secretFile(name: SecretName): string {
+    const file = name === 'token-signing-key' ? 'token-key.pem' : `${name}.secret`;
+    return path.join(path.resolve(this.root), 'stowage', file);
   }
 
   /** A scratch file the readiness probe writes and removes; `token` keeps concurrent probes apart. */
