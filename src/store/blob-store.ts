@@ -42,6 +42,17 @@ export interface BlobReader {
 }
 
 export interface BlobStore {
+  /**
+   * The smallest chunk (but the last) the store takes without extra work, advertised to
+   * clients as OCI-Chunk-Min-Length: an object store's minimum part. Undefined: any size.
+   */
+  readonly chunkMinLength?: number;
+  /**
+   * Where a client can fetch the blob itself for the next `ttlSeconds` (a presigned URL of
+   * the object store), when the store is configured to send pulls there; undefined to serve
+   * the bytes through the registry.
+   */
+  blobLocation?(digest: string, ttlSeconds: number): Promise<string | undefined>;
   openBlob(digest: string, range?: ByteRange): Readable;
   /** Opens a blob for positioned reads; rejects (ENOENT) if its bytes are gone. */
   openBlobReader(digest: string): Promise<BlobReader>;
