@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { postgresEngine, s3Engine, uniqueName } from './engines.js';
+import { postgresEngine, s3Engine, uniqueName, type PostgresEngine, type S3Engine } from './engines.js';
 import { waitFor } from './poll.js';
 import { freePort } from './registry.js';
 import { ServerProcess } from './server-process.js';
@@ -19,6 +19,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** More environment for every node (STOWAGE_* configuration, test knobs). */
   env?: NodeJS.ProcessEnv;
+  /** Engines of the test's own (own-engines.ts) instead of the run's shared ones. */
+  engines?: { postgres?: PostgresEngine; s3?: S3Engine };
 }
 
 export class TestCluster {
@@ -33,8 +35,8 @@ export class TestCluster {
   ) {}
 
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
-    const postgres = postgresEngine();
-    const s3 = s3Engine();
+    const postgres = options.engines?.postgres ?? postgresEngine();
+    const s3 = options.engines?.s3 ?? s3Engine();
     if (!postgres || !s3) throw new Error('TestCluster needs the engines (test/helpers/engines.ts): PostgreSQL and S3');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-cluster-'));
     const bucket = uniqueName('stowage-').toLowerCase();
