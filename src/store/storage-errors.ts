@@ -5,14 +5,21 @@ export type StorageErrorCode =
   /** The storage holds no index yet, and the caller asked for an existing one (fsck, gc --root). */
   | 'STORAGE_NOT_FOUND'
   /** An upload's data is shorter than the durable point it resumes at: its bytes were lost below the store. */
-  | 'UPLOAD_DATA_SHORT';
+  | 'UPLOAD_DATA_SHORT'
+  /**
+   * The blob store cannot be reached or keeps failing (an object store refusing connections,
+   * timing out or answering 5xx after the client's retries). The operation failed and may be
+   * retried later (objects are written whole or not at all). The original error is the `cause`.
+   */
+  | 'BLOB_STORE_UNAVAILABLE';
 
 export class StorageError extends Error {
   constructor(
     readonly code: StorageErrorCode,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'StorageError';
   }
 }
