@@ -25,6 +25,10 @@ import type { UploadAppender } from '../blob-store.js';
 import type { S3Bucket } from './s3-bucket.js';
 import type { Segment, UploadKeys } from './s3-segments.js';
 
+/** Chunks under this size are copied into a shared buffer of FILLING_BYTES. */
+const SMALL_CHUNK_BYTES = 16 * 1024;
+const FILLING_BYTES = 256 * 1024;
+
 /** A segment of the trailing run, with its bytes when this appender has them in memory. */
 interface RunSegment extends Segment {
   data?: Buffer;
@@ -37,6 +41,9 @@ export class S3UploadAppender implements UploadAppender {
   /** Appended, not yet in a write. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Where small appended chunks are copied together; its first `filled` bytes are pending too. */
+  private filling: Buffer | undefined;
+  private filled = 0;
   /** The writes queued or running, one after another; never rejects (failures go to `failure`). */
   private writes: Promise<void> = Promise.resolve();
   private failure: { error: unknown } | undefined;
@@ -63,8 +70,19 @@ export class S3UploadAppender implements UploadAppender {
   async append(data: Buffer): Promise<void> {
     this.throwIfFailed();
     if (data.length === 0) return;
-    // The caller reuses `data` once this resolves; the bytes may wait here longer.
-    this.pending.push(Buffer.from(data));
+    // The caller reuses `data` once this resolves; the bytes may wait here longer. Small
+    // chunks share buffers, so a client's tiny writes do not cost an object per byte.
+    if (data.length >= SMALL_CHUNK_BYTES) {
+      this.sealFilling();
+      this.pending.push(Buffer.from(data));
+    } else {
+      if (this.filling === undefined || this.filling.length - this.filled < data.length) {
+        this.sealFilling();
+        this.filling = Buffer.allocUnsafe(FILLING_BYTES);
+      }
+      data.copy(this.filling, this.filled);
+      this.filled += data.length;
+    }
     this.pendingBytes += data.length;
     this.position += data.length;
     while (this.runBytes() + this.pendingBytes >= this.partSizeBytes) {
@@ -93,6 +111,8 @@ export class S3UploadAppender implements UploadAppender {
     await this.writes;
     this.pending = [];
     this.pendingBytes = 0;
+    this.filling = undefined;
+    this.filled = 0;
   }
 
   /** One full segment from the run's start: the run's bytes, then pending ones, `partSizeBytes` in all. */
@@ -121,8 +141,15 @@ export class S3UploadAppender implements UploadAppender {
     });
   }
 
+  private sealFilling(): void {
+    if (this.filling !== undefined && this.filled > 0) this.pending.push(this.filling.subarray(0, this.filled));
+    this.filling = undefined;
+    this.filled = 0;
+  }
+
   /** Removes the first `count` pending bytes, splitting a chunk if needed. */
   private take(count: number): Buffer[] {
+    this.sealFilling();
     const taken: Buffer[] = [];
     let left = count;
     while (left > 0) {
