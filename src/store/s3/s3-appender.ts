@@ -89,12 +89,17 @@ export class S3UploadAppender implements UploadAppender {
       // At most one write behind the appends: this is where a fast client waits for storage.
       await this.writes;
       this.throwIfFailed();
-      this.queueFullSegment();
+      // A sync() that ran meanwhile (the upload writer syncs a checkpoint while the body
+      // goes on) may have taken the pending bytes.
+      if (this.runBytes() + this.pendingBytes >= this.partSizeBytes) this.queueFullSegment();
     }
   }
 
   async sync(): Promise<void> {
     this.throwIfFailed();
+    // Full segments first (an append waiting for the store may have left them to us), so
+    // that the run stays under a part: a small segment is only ever what is left over.
+    while (this.runBytes() + this.pendingBytes >= this.partSizeBytes) this.queueFullSegment();
     if (this.pendingBytes > 0) {
       const start = this.position - this.pendingBytes;
       const data = Buffer.concat(this.take(this.pendingBytes));
@@ -149,6 +154,7 @@ export class S3UploadAppender implements UploadAppender {
 
   /** Removes the first `count` pending bytes, splitting a chunk if needed. */
   private take(count: number): Buffer[] {
+    if (count <= 0 || count > this.pendingBytes) throw new Error(`cannot take ${count} of ${this.pendingBytes} pending bytes`);
     this.sealFilling();
     const taken: Buffer[] = [];
     let left = count;

@@ -38,6 +38,7 @@ export interface ObjectInfo {
 
 /** DeleteObjects takes at most this many keys per request. */
 const DELETE_BATCH = 1000;
+const DELETE_ATTEMPTS = 4;
 
 /** Errors of the connection itself, as Node's sockets and the SDK's handler name them. */
 const NETWORK_CODES = new Set([
@@ -170,18 +171,23 @@ export class S3Bucket {
     return (page.Contents ?? []).length > 0;
   }
 
-  /** Deletes `keys` (missing ones are fine), in batches of what one request takes. */
+  /**
+   * Deletes `keys` (missing ones are fine), in batches of what one request takes. Keys the
+   * store could not delete are tried again a few times: RGW reports an "UnknownError" for
+   * an object whose PUT is still under way.
+   */
   async deleteKeys(keys: readonly string[]): Promise<void> {
     for (let at = 0; at < keys.length; at += DELETE_BATCH) {
-      const batch = keys.slice(at, at + DELETE_BATCH);
-      const result = await this.call(() =>
-        this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.name, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-        ),
-      );
-      const failed = (result.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-      if (failed.length > 0) {
-        throw new Error(`could not delete ${failed.length} object(s), first ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message ?? ''}`);
+      let batch = keys.slice(at, at + DELETE_BATCH);
+      for (let attempt = 1; batch.length > 0; attempt++) {
+        const objects = batch.map((Key) => ({ Key }));
+        const result = await this.call(() => this.client.send(new DeleteObjectsCommand({ Bucket: this.name, Delete: { Objects: objects, Quiet: true } })));
+        const failed = (result.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+        if (failed.length > 0 && attempt >= DELETE_ATTEMPTS) {
+          throw new Error(`could not delete ${failed.length} object(s), first ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message ?? ''}`);
+        }
+        batch = failed.flatMap((e) => (e.Key === undefined ? [] : [e.Key]));
+        if (batch.length > 0) await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
       }
     }
   }
