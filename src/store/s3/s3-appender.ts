@@ -7,8 +7,10 @@
 // - Appended bytes collect in memory. Once the bytes since the last full segment reach
 //   `partSizeBytes`, exactly that many go to storage as one full segment, in the background
 //   (one write at a time; the next append waits only if a second would start).
-// - sync() writes what is collected as a small segment of its own: the bytes become durable
-//   without waiting for a full part. A request ending, or a checkpoint, makes one.
+// - sync() writes what is collected: full segments while there is a part's worth (an append
+//   may be waiting for the store when the writer syncs a checkpoint), the rest as a small
+//   segment of its own, so bytes become durable without waiting for a full part. A request
+//   ending, or a checkpoint, makes one.
 // - Small segments since the last full one form the trailing run. When the run and the
 //   bytes collected reach `partSizeBytes`, one full segment replaces them: it is written under
 //   the run's first key (same start offset, now longer), then the run's other keys are
