@@ -1,6 +1,7 @@
-// Where bytes live: blobs by digest, and the files of uploads in progress. One
-// implementation today (the local filesystem, fs-blob-store.ts); an S3-compatible one is
-// planned, so the pipeline and the routes see only this interface, never a path.
+// Where bytes live: blobs by digest, and the files of uploads in progress. Two
+// implementations: the local filesystem (fs/fs-blob-store.ts) and an S3-compatible object
+// store (s3/s3-blob-store.ts), so the pipeline and the routes see only this interface, never
+// a path or a key.
 
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../oci/digest.js';

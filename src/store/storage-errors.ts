@@ -8,7 +8,11 @@ export type StorageErrorCode =
   | 'UPLOAD_DATA_SHORT'
   /** The index's database cannot be reached (or dropped the connection): nothing was written. */
   | 'INDEX_UNAVAILABLE'
-  /** The object store cannot be reached: the operation failed as a whole and may be retried. */
+  /**
+   * The blob store cannot be reached or keeps failing (an object store refusing connections,
+   * timing out or answering 5xx after the client's retries). The operation failed and may be
+   * retried later (objects are written whole or not at all). The original error is the `cause`.
+   */
   | 'BLOB_STORE_UNAVAILABLE';
 
 /** The codes that mean "a dependency is down, try again later", not "this request is wrong". */
@@ -18,8 +22,9 @@ export class StorageError extends Error {
   constructor(
     readonly code: StorageErrorCode,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'StorageError';
   }
 }
