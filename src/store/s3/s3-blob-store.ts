@@ -28,6 +28,18 @@ const READ_HIGH_WATER = 1024 * 1024;
 type StateValidator = (state: Uint8Array, offset: number) => boolean;
 
 export class S3BlobStore extends S3BlobTree implements BlobStore {
+  /**
+   * Chunks of a part each are written once; smaller ones are held as small segments and
+   * rewritten once a part's worth has come (see s3-appender.ts), so clients are told the part size.
+   */
+  get chunkMinLength(): number {
+    return this.partSizeBytes;
+  }
+
+  blobLocation?: (digest: string, ttlSeconds: number) => Promise<string | undefined> = this.options.redirect
+    ? (digest, ttlSeconds) => this.bucket.presignedGet(this.keys.blobData(digest), ttlSeconds)
+    : undefined;
+
   openBlob(digest: string, range?: ByteRange): Readable {
     const key = this.keys.blobData(digest);
     return Readable.from(this.bucket.get(key, range), { objectMode: false, highWaterMark: READ_HIGH_WATER });

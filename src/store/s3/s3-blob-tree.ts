@@ -12,6 +12,8 @@ import { copyObject, MIN_PART_BYTES } from './s3-multipart.js';
 import { UploadKeys } from './s3-segments.js';
 
 export interface S3BlobStoreOptions extends S3ConnectionOptions {
+  /** Blob GETs are sent to presigned URLs of the store (blobLocation) rather than through the registry. */
+  redirect?: boolean;
   /** A key prefix for everything the store writes, like Distribution's s3 `rootdirectory`. */
   rootDirectory?: string;
   /** Size of the segments uploads are cut into, and of the commit's parts (default 16 MiB, at least 5 MiB). */
@@ -38,7 +40,7 @@ export abstract class S3BlobTree implements CheckableBlobStore, Omit<Collectable
   protected readonly copyThresholdBytes: number;
   private readonly strayAgeMs: number;
 
-  constructor(options: S3BlobStoreOptions) {
+  constructor(protected readonly options: S3BlobStoreOptions) {
     this.bucket = new S3Bucket(options);
     this.keys = new StoragePaths(options.rootDirectory ?? '', { objectKeys: true });
     this.partSizeBytes = options.partSizeBytes ?? DEFAULT_PART_BYTES;

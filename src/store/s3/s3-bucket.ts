@@ -5,8 +5,11 @@
 
 import http from 'node:http';
 import https from 'node:https';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  HeadBucketCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -20,12 +23,13 @@ import type { ByteRange } from '../blob-store.js';
 import { StorageError } from '../storage-errors.js';
 
 export interface S3ConnectionOptions {
-  /** e.g. http://127.0.0.1:7480; https when the store has TLS. */
-  endpoint: string;
+  /** e.g. http://127.0.0.1:7480; https when the store has TLS. Unset for AWS itself. */
+  endpoint?: string;
   region: string;
   bucket: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** Unset (both): the SDK's own chain (AWS_ACCESS_KEY_ID, profiles, instance roles). */
+  accessKeyId?: string;
+  secretAccessKey?: string;
   /** Path-style requests (endpoint/bucket/key), which RGW and MinIO setups usually need. */
   forcePathStyle: boolean;
 }
@@ -65,7 +69,10 @@ export class S3Bucket {
       endpoint: options.endpoint,
       region: options.region,
       forcePathStyle: options.forcePathStyle,
-      credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
+      credentials:
+        options.accessKeyId !== undefined && options.secretAccessKey !== undefined
+          ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey }
+          : undefined,
       // An explicit handler with agents of our own: the SDK's default one picks up
       // AWS_CA_BUNDLE (and friends) from the environment and then fails on a plain-HTTP
       // endpoint. Keep-alive, since every upload makes many small requests.
@@ -89,6 +96,35 @@ export class S3Bucket {
     } catch (error) {
       throw asStorageError(error);
     }
+  }
+
+  /** Whether the bucket answers: the readiness probe, one HeadBucket. */
+  async ping(): Promise<void> {
+    await this.call(() => this.client.send(new HeadBucketCommand({ Bucket: this.name })));
+  }
+
+  /**
+   * Creates the bucket when it does not exist, so a fresh store (a test's, someone trying a
+   * cluster) works at once; several nodes doing this at the same moment all succeed.
+   */
+  async ensureExists(): Promise<void> {
+    try {
+      await this.ping();
+      return;
+    } catch (error) {
+      if (!isMissing(error) && !isMissing((error as { cause?: unknown }).cause)) throw error;
+    }
+    try {
+      await this.call(() => this.client.send(new CreateBucketCommand({ Bucket: this.name })));
+    } catch (error) {
+      const name = ((error as { cause?: { name?: string } }).cause ?? (error as { name?: string })).name;
+      if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw error;
+    }
+  }
+
+  /** A presigned GET of the object, valid for `ttlSeconds`. */
+  presignedGet(key: string, ttlSeconds: number): Promise<string> {
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.name, Key: key }), { expiresIn: ttlSeconds });
   }
 
   async head(key: string): Promise<{ size: number; mtimeMs: number } | undefined> {
