@@ -13,7 +13,7 @@ import { loadTlsOptions } from './server/tls.js';
 import { loggingOptions, type LogFormat } from './server/observability/logging.js';
 import { Metrics } from './server/observability/metrics.js';
 import { readinessChecks } from './server/routes/health.js';
-import { defaultTokenKeyFile, openStorage } from './store/open-storage.js';
+import { openStorage } from './store/open-storage.js';
 import { adoptBeforeServing } from './tools/adopt/adopt.js';
 import { GcScheduler, gcSchedule, type GcSchedule } from './gc/scheduler.js';
 
@@ -58,11 +58,18 @@ export interface RunningRegistry {
 }
 
 export async function startRegistry(options: RegistryOptions): Promise<RunningRegistry> {
-  // Auth and TLS files are read first, so a bad one stops the start before anything opens.
+  // TLS files are read first, so a bad one stops the start before anything opens; auth needs
+  // the storage (its shared token key) and closes it again when a key file is bad.
   const storageSettings = { root: options.root, storage: options.config?.storage ?? DEFAULT_STORAGE };
-  const access = options.config ? await AccessControl.create(options.config, defaultTokenKeyFile(storageSettings)) : undefined;
   const https: HttpsServerOptions | undefined = options.config?.tls ? await loadTlsOptions(options.config.tls) : undefined;
   const storage = await openStorage(storageSettings);
+  let access: AccessControl | undefined;
+  try {
+    access = options.config ? await AccessControl.create(options.config, storage.secrets) : undefined;
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
   const { index, blobs } = storage;
   // Tells `fsck --repair` that a server is using the storage.
   const releaseRoot = await storage.claimServer();

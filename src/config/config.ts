@@ -4,6 +4,7 @@
 
 import { isLoopbackHost, parseHostPort } from './listen.js';
 import type { SchemaNode } from './schema.js';
+import { DEFAULT_STORAGE, STORAGE_SCHEMA, type StorageConfig } from './storage-config.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type AuthMode = 'none' | 'basic' | 'token';
@@ -130,17 +131,7 @@ export interface ManifestsConfig {
   sparse: boolean;
 }
 
-/**
- * The storage drivers. Today the local filesystem (blobs and uploads under `root`, in
- * Distribution's layout) and LMDB (the index under `root`/stowage); the scale-out drivers
- * (S3-compatible object storage, PostgreSQL) are added here.
- */
-export interface StorageConfig {
-  blobs: { driver: 'filesystem' };
-  index: { driver: 'lmdb' };
-}
-
-export const DEFAULT_STORAGE: StorageConfig = { blobs: { driver: 'filesystem' }, index: { driver: 'lmdb' } };
+export { DEFAULT_STORAGE, type StorageConfig } from './storage-config.js';
 
 export const DEFAULTS: StowageConfig = {
   listen: '127.0.0.1:5000',
@@ -294,13 +285,7 @@ export const SCHEMA: SchemaNode = {
         sparse: { type: 'boolean', doc: 'accept manifests whose blobs or children the repository lacks' },
       },
     },
-    storage: {
-      type: 'object',
-      properties: {
-        blobs: { type: 'object', properties: { driver: { type: 'string', enum: ['filesystem'], doc: 'where blobs and uploads live' } } },
-        index: { type: 'object', properties: { driver: { type: 'string', enum: ['lmdb'], doc: 'where links, manifests, tags and sessions live' } } },
-      },
-    },
+    storage: STORAGE_SCHEMA,
     adopt: { type: 'boolean' },
   },
 };

@@ -2,6 +2,7 @@
 // variables < command-line flags. Each layer is checked against the schema as a whole once
 // merged, and every leaf remembers its source so an error can say "from STOWAGE_ROOT".
 
+import { completeStorage } from './storage-config.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -103,6 +104,7 @@ function checkCombinations(config: StowageConfig, sources: Sources): void {
     const main = parseHostPort(config.listen);
     if (plain.port !== 0 && plain.port === main.port && plain.host === main.host) fail('listenPlain', 'must differ from listen');
   }
+  completeStorage(config.storage, fail);
   if (config.auth.mode === 'basic' && !config.auth.htpasswd) fail('auth.htpasswd', 'is required when auth.mode is basic');
   config.auth.token.trusted.forEach((trusted, i) => {
     if (trusted.issuer === config.auth.token.issuer) {

@@ -43,6 +43,15 @@ export class UploadService {
     this.sessions = new UploadSessions(index, blobs, limits, leases);
   }
 
+  /** Sessions in this process's memory; forgetEnded() drops those another process ended. */
+  get rememberedSessions(): number {
+    return this.sessions.remembered;
+  }
+
+  forgetEnded(): Promise<number> {
+    return this.sessions.forgetEnded();
+  }
+
   async start(repo: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadStatus> {
     const id = randomUUID();
     const startedAt = this.now();

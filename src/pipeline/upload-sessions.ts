@@ -15,9 +15,17 @@ import type { HashedOffset } from './upload-writer.js';
 /** What a request does holding a session: the session, and its lease (to check before a commit). */
 export type SessionWork<T> = (upload: ActiveUpload, lease: HeldLease) => Promise<T>;
 
+/**
+ * Every this many sessions entering memory, those another process ended are forgotten. Behind
+ * a load balancer most sessions a node has touched are finished by another node, which this
+ * one never hears of; without the sweep they would stay in memory for good.
+ */
+const SWEEP_EVERY = 256;
+
 export class UploadSessions {
   /** Sessions this process has used, by id; each loads from the index once. */
   private readonly active = new Map<string, Promise<ActiveUpload | undefined>>();
+  private enteredSinceSweep = 0;
 
   constructor(
     private readonly index: RegistryIndex,
@@ -33,6 +41,38 @@ export class UploadSessions {
   /** A session this process just created. */
   add(upload: ActiveUpload): void {
     this.active.set(upload.id, Promise.resolve(upload));
+    this.entered();
+  }
+
+  /** How many sessions this process holds in memory (tests, metrics). */
+  get remembered(): number {
+    return this.active.size;
+  }
+
+  /**
+   * Forgets the sessions in memory that the index no longer has (another process committed
+   * or cancelled them) and no request here is using. Memory is only a cache of the durable
+   * point, so forgetting one still open costs its next request a recovery, nothing more.
+   */
+  async forgetEnded(): Promise<number> {
+    const open = new Set((await this.index.listUploads()).map((session) => session.id));
+    let forgotten = 0;
+    for (const [id, loading] of [...this.active]) {
+      if (open.has(id)) continue;
+      const upload = await loading.catch(() => undefined);
+      if (upload && (upload.lock.held || upload.lease !== undefined || upload.settling !== undefined)) continue;
+      if (this.active.get(id) !== loading) continue;
+      this.active.delete(id);
+      forgotten++;
+    }
+    return forgotten;
+  }
+
+  private entered(): void {
+    if (++this.enteredSinceSweep < SWEEP_EVERY) return;
+    this.enteredSinceSweep = 0;
+    // In the background: no request waits for the sweep, and a failed one is retried next time.
+    void this.forgetEnded().catch(() => undefined);
   }
 
   /** Forgets a session: ended, or its disk state unknown (the next request recovers it afresh). */
@@ -132,6 +172,7 @@ export class UploadSessions {
     if (!loading) {
       loading = this.load(id);
       this.active.set(id, loading);
+      this.entered();
       loading.then((upload) => upload ?? this.active.delete(id), () => this.active.delete(id));
     }
     const upload = await loading;

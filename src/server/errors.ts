@@ -1,6 +1,6 @@
 // The catalogue of API errors: the OCI distribution spec's fourteen codes and the three of
 // the Docker Registry v2 dialect that name a refusal more precisely (PAGINATION_NUMBER_INVALID,
-// RANGE_INVALID, TAG_INVALID). Each entry fixes the default status, the one the Docker v2 spec
+// RANGE_INVALID, TAG_INVALID), and Distribution's UNAVAILABLE for a storage dependency that is down. Each entry fixes the default status, the one the Docker v2 spec
 // gives the code, so routes raise errors by name and tests assert on codes. UNSUPPORTED is for
 // operations the registry does not have; see `errors.protocol` for its only other use.
 
@@ -22,6 +22,7 @@ export const ErrorCode = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  UNAVAILABLE: { status: 503, message: 'service unavailable' },
 } as const;
 
 export type ErrorCodeName = keyof typeof ErrorCode;
@@ -87,6 +88,15 @@ export const errors = {
     new ApiError('UNSUPPORTED', { reason, retry: 'after space is freed on the registry\'s storage' }, {
       status: 507,
       message: 'insufficient storage: the registry cannot write to its storage',
+    }),
+  /**
+   * A storage dependency (the index's database, the object store) cannot be reached: 503
+   * with Distribution's UNAVAILABLE, and Retry-After, which clients honour. Nothing was written.
+   */
+  storageUnavailable: (dependency: string) =>
+    new ApiError('UNAVAILABLE', { dependency, retry: 'when the registry\'s storage is reachable again' }, {
+      message: 'service unavailable: the registry cannot reach its storage',
+      headers: { 'retry-after': '5' },
     }),
   /** Authenticated, but the policy does not allow the action. */
   denied: (detail?: unknown) => new ApiError('DENIED', detail),

@@ -3,8 +3,10 @@
 // the system error, EIO on a full filesystem, behind a promise), become 507 Insufficient
 // Storage with the spec's error body. Nothing is half-written by then: uploads roll back to
 // their last durable offset and a failed commit changes nothing, so the client can retry
-// (or resume the upload) once space is freed.
+// (or resume the upload) once space is freed. A storage dependency that cannot be reached
+// (a database or object store restarting) is 503 UNAVAILABLE: retry later, nothing written.
 
+import { StorageError, UNAVAILABLE_CODES } from '../store/storage-errors.js';
 import { errors, type ApiError } from './errors.js';
 
 const FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
@@ -13,6 +15,9 @@ export function toStorageError(error: unknown): ApiError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code === 'string' && FULL_CODES.has(code)) return errors.storageFull(code);
   if (isLmdbCommitFailure(error)) return errors.storageFull('index commit failed');
+  if (error instanceof StorageError && UNAVAILABLE_CODES.has(error.code)) {
+    return errors.storageUnavailable(error.code === 'INDEX_UNAVAILABLE' ? 'index' : 'blob store');
+  }
   return undefined;
 }
 

@@ -1,6 +1,7 @@
-// Where bytes live: blobs by digest, and the files of uploads in progress. One
-// implementation today (the local filesystem, fs-blob-store.ts); an S3-compatible one is
-// planned, so the pipeline and the routes see only this interface, never a path.
+// Where bytes live: blobs by digest, and the files of uploads in progress. Two
+// implementations: the local filesystem (fs/fs-blob-store.ts) and an S3-compatible object
+// store (s3/s3-blob-store.ts), so the pipeline and the routes see only this interface, never
+// a path or a key.
 
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../oci/digest.js';
@@ -42,6 +43,17 @@ export interface BlobReader {
 }
 
 export interface BlobStore {
+  /**
+   * The smallest chunk (but the last) the store takes without extra work, advertised to
+   * clients as OCI-Chunk-Min-Length: an object store's minimum part. Undefined: any size.
+   */
+  readonly chunkMinLength?: number;
+  /**
+   * Where a client can fetch the blob itself for the next `ttlSeconds` (a presigned URL of
+   * the object store), when the store is configured to send pulls there; undefined to serve
+   * the bytes through the registry.
+   */
+  blobLocation?(digest: string, ttlSeconds: number): Promise<string | undefined>;
   openBlob(digest: string, range?: ByteRange): Readable;
   /** Opens a blob for positioned reads; rejects (ENOENT) if its bytes are gone. */
   openBlobReader(digest: string): Promise<BlobReader>;

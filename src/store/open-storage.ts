@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { StorageConfig } from '../config/config.js';
 import type { DistributionTree } from './distribution-tree.js';
 import { FsBlobStore } from './fs/fs-blob-store.js';
+import { FsSecretStore } from './fs/fs-secret-store.js';
 import { FsDistributionTree } from './fs/fs-distribution-tree.js';
 import { probeWritable } from './fs/root-probe.js';
 import { claimRoot, liveServer } from './fs/server-lock.js';
@@ -58,17 +59,12 @@ export async function openStorage(settings: StorageSettings, options: OpenStorag
       const stats = await statfs(paths.root).catch(() => undefined);
       return stats && { freeBytes: stats.bavail * stats.bsize, totalBytes: stats.blocks * stats.bsize };
     },
-    defaultTokenKeyFile: paths.tokenKeyFile(),
+    secrets: new FsSecretStore(paths),
     distributionTree: new FsDistributionTree(paths),
     claimServer: () => claimRoot(paths),
     liveServer: () => liveServer(paths),
     close: () => index.close(),
   };
-}
-
-/** Where the token signing key goes when none is configured; known before the storage opens. */
-export function defaultTokenKeyFile(settings: StorageSettings): string {
-  return new StoragePaths(settings.root).tokenKeyFile();
 }
 
 /** The storage read as a Distribution root (Storage.distributionTree), known before it opens. */

@@ -17,8 +17,13 @@
 // Repository links, manifests, tags and referrers live in the index, not in link files.
 // Distribution's link files (_layers, _manifests) are read once, by adoption: see below.
 // Every input is validated again here, so no caller can build a path outside the root.
+//
+// The same layout names an S3 bucket's keys (`objectKeys`, store/s3/), under a key prefix
+// rather than a directory. There an upload's `data` is a key prefix, not one object: objects
+// are immutable, so its bytes are segment objects `data/<20-digit start offset>` (s3-segments.ts).
 
 import path from 'node:path';
+import type { SecretName } from './secret-store.js';
 import { parseDigest, isDigestAlgorithm, type Digest, type DigestAlgorithm } from '../oci/digest.js';
 import { isRepositoryName, isTag } from '../oci/names.js';
 
@@ -30,24 +35,40 @@ export function isUploadId(id: string): boolean {
 
 export class StoragePaths {
   readonly base: string;
+  /** The root as the layout starts from it: an absolute directory, or a bucket's key prefix. */
+  private readonly top: string;
+  private readonly join: (...parts: string[]) => string;
 
-  constructor(readonly root: string) {
-    this.base = path.join(path.resolve(root), 'docker', 'registry', 'v2');
+  /**
+   * Filesystem paths under `root`; with `objectKeys`, the same layout as an object store's
+   * keys under the key prefix `root` ('' for the bucket's top), always '/'-separated.
+   */
+  constructor(
+    readonly root: string,
+    options: { objectKeys?: boolean } = {},
+  ) {
+    this.top = options.objectKeys ? requireKeyPrefix(root) : path.resolve(root);
+    this.join = options.objectKeys ? path.posix.join : path.join;
+    this.base = this.join(this.top, 'docker', 'registry', 'v2');
   }
 
   indexFile(): string {
-    return path.join(path.resolve(this.root), 'stowage', 'index.lmdb');
+    return this.join(this.top, 'stowage', 'index.lmdb');
   }
 
-  /** The token endpoint's signing key when none is configured (made at first start, mode 0600). */
-  tokenKeyFile(): string {
-    return path.join(path.resolve(this.root), 'stowage', 'token-key.pem');
+  /**
+   * A secret the registry made for itself (secret-store.ts), mode 0600. The token signing key
+   * keeps the name it had before secrets had a store: stowage/token-key.pem.
+   */
+  secretFile(name: SecretName): string {
+    const file = name === 'token-signing-key' ? 'token-key.pem' : `${name}.secret`;
+    return this.join(this.top, 'stowage', file);
   }
 
   /** A scratch file the readiness probe writes and removes; `token` keeps concurrent probes apart. */
   readinessProbe(token: number): string {
     if (!Number.isSafeInteger(token) || token < 0) throw new Error(`invalid probe token: ${token}`);
-    return path.join(path.resolve(this.root), 'stowage', `.ready-probe-${process.pid}-${token}`);
+    return this.join(this.top, 'stowage', `.ready-probe-${process.pid}-${token}`);
   }
 
   /**
@@ -57,12 +78,12 @@ export class StoragePaths {
    * to run while any names a live process.
    */
   serversDir(): string {
-    return path.join(path.resolve(this.root), 'stowage', 'servers');
+    return this.join(this.top, 'stowage', 'servers');
   }
 
   serverPidFile(pid: number): string {
     if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`invalid pid: ${pid}`);
-    return path.join(this.serversDir(), String(pid));
+    return this.join(this.serversDir(), String(pid));
   }
 
   /**
@@ -73,7 +94,7 @@ export class StoragePaths {
    */
   leasesFile(bootId?: string): string {
     if (bootId !== undefined && !/^[0-9a-f-]{1,64}$/.test(bootId)) throw new Error(`invalid boot id: ${JSON.stringify(bootId)}`);
-    return path.join(path.resolve(this.root), 'stowage', bootId === undefined ? 'leases.lmdb' : `leases-${bootId}.lmdb`);
+    return this.join(this.top, 'stowage', bootId === undefined ? 'leases.lmdb' : `leases-${bootId}.lmdb`);
   }
 
   /**
@@ -81,63 +102,63 @@ export class StoragePaths {
    * blob tree, so they are never served again, but kept, since they may be all that is left.
    */
   quarantineDir(): string {
-    return path.join(path.resolve(this.root), 'stowage', 'quarantine');
+    return this.join(this.top, 'stowage', 'quarantine');
   }
 
   /** One quarantined blob; `stamp` (milliseconds) keeps repeated quarantines of a digest apart. */
   quarantinedBlob(digest: string, stamp: number): string {
     const d = requireDigest(digest);
     if (!Number.isSafeInteger(stamp) || stamp < 0) throw new Error(`invalid stamp: ${stamp}`);
-    return path.join(this.quarantineDir(), `${d.algorithm}-${d.hex}.${stamp}`);
+    return this.join(this.quarantineDir(), `${d.algorithm}-${d.hex}.${stamp}`);
   }
 
   blobsDir(): string {
-    return path.join(this.base, 'blobs');
+    return this.join(this.base, 'blobs');
   }
 
   blobDir(digest: string): string {
     const d = requireDigest(digest);
-    return path.join(this.base, 'blobs', d.algorithm, d.hex.slice(0, 2), d.hex);
+    return this.join(this.base, 'blobs', d.algorithm, d.hex.slice(0, 2), d.hex);
   }
 
   blobData(digest: string): string {
-    return path.join(this.blobDir(digest), 'data');
+    return this.join(this.blobDir(digest), 'data');
   }
 
   repositoriesDir(): string {
-    return path.join(this.base, 'repositories');
+    return this.join(this.base, 'repositories');
   }
 
   uploadsDir(repo: string): string {
-    return path.join(this.base, 'repositories', ...requireName(repo).split('/'), '_uploads');
+    return this.join(this.base, 'repositories', ...requireName(repo).split('/'), '_uploads');
   }
 
   uploadDir(repo: string, id: string): string {
     if (!isUploadId(id)) throw new Error(`invalid upload id: ${JSON.stringify(id)}`);
-    return path.join(this.uploadsDir(repo), id);
+    return this.join(this.uploadsDir(repo), id);
   }
 
   uploadData(repo: string, id: string): string {
-    return path.join(this.uploadDir(repo, id), 'data');
+    return this.join(this.uploadDir(repo, id), 'data');
   }
 
   uploadStartedAt(repo: string, id: string): string {
-    return path.join(this.uploadDir(repo, id), 'startedat');
+    return this.join(this.uploadDir(repo, id), 'startedat');
   }
 
   hashStatesDir(repo: string, id: string, algorithm: DigestAlgorithm): string {
     if (!isDigestAlgorithm(algorithm)) throw new Error(`invalid digest algorithm: ${JSON.stringify(algorithm)}`);
-    return path.join(this.uploadDir(repo, id), 'hashstates', algorithm);
+    return this.join(this.uploadDir(repo, id), 'hashstates', algorithm);
   }
 
   hashState(repo: string, id: string, algorithm: DigestAlgorithm, offset: number): string {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`invalid offset: ${offset}`);
-    return path.join(this.hashStatesDir(repo, id, algorithm), String(offset));
+    return this.join(this.hashStatesDir(repo, id, algorithm), String(offset));
   }
 
   /** The hashstates directory of an upload, whose entries name the algorithms it hashed with. */
   hashStatesRoot(repo: string, id: string): string {
-    return path.join(this.uploadDir(repo, id), 'hashstates');
+    return this.join(this.uploadDir(repo, id), 'hashstates');
   }
 
   // ---- Distribution's link files, which only adoption reads (tools/adopt/); never written ----
@@ -153,44 +174,58 @@ export class StoragePaths {
 
   /** A repository's directory; a directory holding _layers, _manifests or _uploads is a repository. */
   repositoryDir(repo: string): string {
-    return path.join(this.base, 'repositories', ...requireName(repo).split('/'));
+    return this.join(this.base, 'repositories', ...requireName(repo).split('/'));
   }
 
   /** `_layers`, or with `algorithm` its `_layers/<alg>` directory, whose entries are hex digests. */
   layerLinksDir(repo: string, algorithm?: DigestAlgorithm): string {
-    return algorithmDir(path.join(this.repositoryDir(repo), '_layers'), algorithm);
+    return algorithmDir(this.join, this.join(this.repositoryDir(repo), '_layers'), algorithm);
   }
 
   layerLink(repo: string, digest: string): string {
     const d = requireDigest(digest);
-    return path.join(this.layerLinksDir(repo, d.algorithm), d.hex, 'link');
+    return this.join(this.layerLinksDir(repo, d.algorithm), d.hex, 'link');
   }
 
   /** `_manifests/revisions`, or with `algorithm` its `<alg>` directory. */
   revisionLinksDir(repo: string, algorithm?: DigestAlgorithm): string {
-    return algorithmDir(path.join(this.repositoryDir(repo), '_manifests', 'revisions'), algorithm);
+    return algorithmDir(this.join, this.join(this.repositoryDir(repo), '_manifests', 'revisions'), algorithm);
   }
 
   revisionLink(repo: string, digest: string): string {
     const d = requireDigest(digest);
-    return path.join(this.revisionLinksDir(repo, d.algorithm), d.hex, 'link');
+    return this.join(this.revisionLinksDir(repo, d.algorithm), d.hex, 'link');
   }
 
   /** `_manifests/tags`, whose entries are tag names. */
   tagLinksDir(repo: string): string {
-    return path.join(this.repositoryDir(repo), '_manifests', 'tags');
+    return this.join(this.repositoryDir(repo), '_manifests', 'tags');
   }
 
   tagCurrentLink(repo: string, tag: string): string {
     if (!isTag(tag)) throw new Error(`invalid tag: ${JSON.stringify(tag)}`);
-    return path.join(this.tagLinksDir(repo), tag, 'current', 'link');
+    return this.join(this.tagLinksDir(repo), tag, 'current', 'link');
   }
 }
 
-function algorithmDir(dir: string, algorithm: DigestAlgorithm | undefined): string {
+function algorithmDir(join: (...parts: string[]) => string, dir: string, algorithm: DigestAlgorithm | undefined): string {
   if (algorithm === undefined) return dir;
   if (!isDigestAlgorithm(algorithm)) throw new Error(`invalid digest algorithm: ${JSON.stringify(algorithm)}`);
-  return path.join(dir, algorithm);
+  return join(dir, algorithm);
+}
+
+/**
+ * A key prefix (Distribution's s3 `rootdirectory`) without its outer slashes: '' or
+ * '/'-separated names, none empty, '.' or '..', so that no key leaves it.
+ */
+function requireKeyPrefix(prefix: string): string {
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return '';
+  const names = trimmed.split('/');
+  if (names.some((name) => name === '' || name === '.' || name === '..' || /[\u0000-\u001f\u007f\\]/.test(name))) {
+    throw new Error(`invalid key prefix: ${JSON.stringify(prefix)}`);
+  }
+  return trimmed;
 }
 
 function requireDigest(digest: string): Digest {

@@ -7,16 +7,26 @@ export type StorageErrorCode =
   /** An upload's data is shorter than the durable point it resumes at: its bytes were lost below the store. */
   | 'UPLOAD_DATA_SHORT'
   /**
-   * A networked index (PostgreSQL) cannot be reached, or dropped the connection mid-request:
-   * the transaction did not commit, or its outcome is unknown; the caller may try again later.
+   * The index's database cannot be reached, or dropped the connection mid-request (PostgreSQL):
+   * the transaction did not commit, or (a connection lost during COMMIT) its outcome is
+   * unknown. The caller may retry later. The original error is the `cause`.
    */
-  | 'INDEX_UNAVAILABLE';
+  | 'INDEX_UNAVAILABLE'
+  /**
+   * The blob store cannot be reached or keeps failing (an object store refusing connections,
+   * timing out or answering 5xx after the client's retries). The operation failed and may be
+   * retried later (objects are written whole or not at all). The original error is the `cause`.
+   */
+  | 'BLOB_STORE_UNAVAILABLE';
+
+/** The codes that mean "a dependency is down, try again later", not "this request is wrong". */
+export const UNAVAILABLE_CODES: ReadonlySet<StorageErrorCode> = new Set(['INDEX_UNAVAILABLE', 'BLOB_STORE_UNAVAILABLE']);
 
 export class StorageError extends Error {
   constructor(
     readonly code: StorageErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: ErrorOptions,
   ) {
     super(message, options);
     this.name = 'StorageError';

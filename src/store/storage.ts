@@ -5,6 +5,7 @@
 
 import type { BlobStore, CheckableBlobStore, CollectableBlobStore } from './blob-store.js';
 import type { DistributionTree } from './distribution-tree.js';
+import type { SecretStore } from './secret-store.js';
 import type { AdoptableIndex, AuditableIndex, CollectableIndex, RegistryIndex } from './registry-index.js';
 
 /** The index a process works with: the API's reads and writes, GC's, fsck's and adoption's. */
@@ -42,8 +43,8 @@ export interface Storage {
   readonly checks: readonly StorageCheck[];
   /** Space left where blobs go; undefined where the backend has no such notion. */
   capacity(): Promise<StorageCapacity | undefined>;
-  /** Where the token endpoint keeps its signing key when auth.token.key is unset. */
-  readonly defaultTokenKeyFile: string;
+  /** Secrets shared by every process of the storage: the token signing key when auth.token.key is unset. */
+  readonly secrets: SecretStore;
   /** The storage read as a CNCF Distribution root, for adoption (tools/adopt/). */
   readonly distributionTree: DistributionTree;
   /** Records this process as the storage's server (fsck --repair refuses while one lives); returns the release. */

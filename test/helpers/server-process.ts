@@ -22,15 +22,15 @@ export class ServerProcess {
 
   /**
    * Serves `root` on a port the kernel picks (port 0), so no other process can take it between
-   * choosing and binding. `extraArgs` must leave the log at info with JSON lines: the address
+   * choosing and binding; or on `listen`, for a node that must come back on its old port. `extraArgs` must leave the log at info with JSON lines: the address
    * is read from the log.
    */
-  static async start(root: string, extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<ServerProcess> {
+  static async start(root: string, extraArgs: string[] = [], env?: NodeJS.ProcessEnv, listen = '127.0.0.1:0'): Promise<ServerProcess> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
     const log: string[] = [];
     // Info, for the listening line; no access log, so a busy test does not fill memory with one line a request.
     const logging = ['--log-level', 'info', '--log-format', 'json', '--no-access-log'];
-    const args = [CLI, 'serve', '--listen', '127.0.0.1:0', '--root', root, ...logging, ...extraArgs];
+    const args = [CLI, 'serve', '--listen', listen, '--root', root, ...logging, ...extraArgs];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));

@@ -23,7 +23,7 @@ import { pushBlob, uniqueRepo } from '../helpers/oci.js';
 interface Readiness {
   status: string;
   failed: string[];
-  checks: Record<string, { ok: boolean; error?: string }>;
+  checks: Record<string, { ok: boolean; error?: string; latencyMs: number }>;
 }
 
 async function readyz(base: string): Promise<{ status: number; body: Readiness }> {
@@ -61,7 +61,7 @@ describe('a running registry', () => {
     expect(body).toEqual({
       status: 'ready',
       failed: [],
-      checks: { index: { ok: true }, root: { ok: true }, pool: { ok: true } },
+      checks: { index: { ok: true, latencyMs: expect.any(Number) }, root: { ok: true, latencyMs: expect.any(Number) }, pool: { ok: true, latencyMs: expect.any(Number) } },
     });
   });
 
@@ -168,12 +168,12 @@ describe('readiness of the index and the hash pool', () => {
     const poolDown = await readyz(base);
     expect(poolDown.status).toBe(503);
     expect(poolDown.body.failed).toEqual(['pool']);
-    expect(poolDown.body.checks.pool).toEqual({ ok: false, error: 'hash pool down' });
+    expect(poolDown.body.checks.pool).toEqual({ ok: false, error: 'hash pool down', latencyMs: expect.any(Number) });
     await storage.close();
     const bothDown = await readyz(base);
     expect(bothDown.status).toBe(503);
     expect(bothDown.body.failed).toEqual(['index', 'pool']);
-    expect(bothDown.body.checks.root).toEqual({ ok: true });
+    expect(bothDown.body.checks.root).toEqual({ ok: true, latencyMs: expect.any(Number) });
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
 });

@@ -3,6 +3,8 @@
 // issuer and service share a name; and the htpasswd entry tag they carry changes with the
 // password and vanishes with the user.
 
+import { FsSecretStore } from '../../src/store/fs/fs-secret-store.js';
+import { StoragePaths } from '../../src/store/paths.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,7 +22,7 @@ describe('refresh tokens', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-refresh-'));
-    key = await loadSigningKey(undefined, path.join(dir, 'token-key.pem'));
+    key = await loadSigningKey(undefined, new FsSecretStore(new StoragePaths(dir)));
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });

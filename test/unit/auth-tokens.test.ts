@@ -1,6 +1,8 @@
 // Token signing and verification: what the built-in endpoint signs verifies, and expired,
 // not-yet-valid, forged, wrong-audience, unsigned and untrusted tokens are refused.
 
+import { FsSecretStore } from '../../src/store/fs/fs-secret-store.js';
+import { StoragePaths } from '../../src/store/paths.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,7 +21,7 @@ describe('tokens', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-tokens-'));
-    key = await loadSigningKey(undefined, path.join(dir, 'stowage', 'token-key.pem'));
+    key = await loadSigningKey(undefined, new FsSecretStore(new StoragePaths(dir)));
     issuer = new TokenIssuer(key, 'stowage', 'registry', 300);
     verifier = new TokenVerifier([{ issuer: 'stowage', publicKey: key.publicKey, algorithms: [key.algorithm], builtin: true }], 'registry');
   });
@@ -31,7 +33,7 @@ describe('tokens', () => {
     const file = path.join(dir, 'stowage', 'token-key.pem');
     expect(key.algorithm).toBe('ES256');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
-    const again = await loadSigningKey(undefined, file);
+    const again = await loadSigningKey(undefined, new FsSecretStore(new StoragePaths(dir)));
     expect(again.kid).toBe(key.kid);
     expect(key.kid).toMatch(/^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/);
   });
@@ -95,7 +97,7 @@ describe('tokens', () => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const keyFile = path.join(dir, 'rsa.pem');
     await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    const rsa = await loadSigningKey(keyFile, path.join(dir, 'unused.pem'));
+    const rsa = await loadSigningKey(keyFile, new FsSecretStore(new StoragePaths(path.join(dir, 'unused'))));
     expect(rsa.algorithm).toBe('RS256');
     expect(rsa.kid).toBe(libtrustKeyId(publicKey));
     const pubFile = path.join(dir, 'rsa.pub.pem');
@@ -105,7 +107,7 @@ describe('tokens', () => {
     const token = await new TokenIssuer(rsa, 'corp', 'registry', 120).issue('', access);
     await expect(external.verify(token.token)).resolves.toMatchObject({ issuer: 'corp', builtin: false, subject: undefined });
 
-    await expect(loadSigningKey(path.join(dir, 'missing.pem'), 'x')).rejects.toThrow(/auth.token.key: cannot read/);
+    await expect(loadSigningKey(path.join(dir, 'missing.pem'), new FsSecretStore(new StoragePaths(dir)))).rejects.toThrow(/auth.token.key: cannot read/);
     await writeFile(path.join(dir, 'junk.pem'), 'junk');
     await expect(loadVerificationKey(path.join(dir, 'junk.pem'), 'auth.token.trusted[0].key')).rejects.toThrow(/trusted\[0\]\.key/);
     expect((await readFile(pubFile, 'utf8')).startsWith('-----BEGIN PUBLIC KEY-----')).toBe(true);

@@ -105,12 +105,60 @@ describe('configuration layers', () => {
     expect(() => resolveConfig({ file: file({ manifests: { spares: true } }) })).toThrow(/manifests\.spares: unknown key/);
   });
 
+  it('reads the scale-out drivers (s3, postgres) with their defaults, from the file and STOWAGE_STORAGE_*', () => {
+    const env = {
+      STOWAGE_STORAGE_BLOBS_DRIVER: 's3',
+      STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'registry-blobs',
+      STOWAGE_STORAGE_BLOBS_S3_ENDPOINT: 'http://127.0.0.1:7480',
+      STOWAGE_STORAGE_BLOBS_S3_PART_SIZE: String(8 * 1024 * 1024),
+      STOWAGE_STORAGE_INDEX_DRIVER: 'postgres',
+      STOWAGE_STORAGE_INDEX_POSTGRES_URL: 'postgres://u:p@127.0.0.1:5432/registry',
+    };
+    expect(resolveConfig({ env }).storage).toEqual({
+      blobs: {
+        driver: 's3',
+        s3: {
+          bucket: 'registry-blobs',
+          endpoint: 'http://127.0.0.1:7480',
+          region: 'us-east-1',
+          forcePathStyle: true,
+          rootDirectory: '',
+          partSize: 8 * 1024 * 1024,
+          copyThreshold: 5 * 1024 * 1024 * 1024,
+          redirect: false,
+        },
+      },
+      index: { driver: 'postgres', postgres: { url: 'postgres://u:p@127.0.0.1:5432/registry', poolSize: 10, schema: 'public' } },
+    });
+    const fromFile = resolveConfig({
+      file: file({ storage: { blobs: { driver: 's3', s3: { bucket: 'b1b', redirect: true } }, index: { driver: 'postgres', postgres: { url: 'postgres://h/db' } } } }),
+    }).storage.blobs;
+    expect(fromFile).toMatchObject({ driver: 's3', s3: { bucket: 'b1b', redirect: true, partSize: 16 * 1024 * 1024 } });
+  });
+
+  it('refuses scale-out settings that cannot work, naming the key', () => {
+    const pg = { STOWAGE_STORAGE_INDEX_DRIVER: 'postgres', STOWAGE_STORAGE_INDEX_POSTGRES_URL: 'postgres://127.0.0.1/r' };
+    expect(() => resolveConfig({ env: { ...pg, STOWAGE_STORAGE_BLOBS_DRIVER: 's3' } })).toThrow(/storage\.blobs\.s3\.bucket: is required when storage\.blobs\.driver is s3/);
+    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'bkt', STOWAGE_STORAGE_INDEX_DRIVER: 'postgres' } })).toThrow(
+      /storage\.index\.postgres\.url: is required/,
+    );
+    expect(() => resolveConfig({ env: pg })).toThrow(/storage: blobs\.driver filesystem goes with index\.driver lmdb, not postgres/);
+    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'bkt' } })).toThrow(/blobs\.driver s3 goes with index\.driver postgres, not lmdb/);
+    expect(() => resolveConfig({ file: file({ storage: { blobs: { s3: { bucket: 'abc' } } } }) })).toThrow(/storage\.blobs\.s3: is only read when storage\.blobs\.driver is s3/);
+    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_S3_PART_SIZE: '1024' } })).toThrow(/storage\.blobs\.s3\.partSize: must be at least 5242880.*STOWAGE_STORAGE_BLOBS_S3_PART_SIZE/);
+    expect(() => resolveConfig({ env: { ...pg, STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'b' } })).toThrow(/not a bucket name/);
+    expect(() =>
+      resolveConfig({ env: { ...pg, STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'bkt', STOWAGE_STORAGE_BLOBS_S3_ACCESS_KEY_ID: 'k' } }),
+    ).toThrow(/give both accessKeyId and secretAccessKey/);
+    expect(() => resolveConfig({ env: { ...pg, STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_INDEX_POSTGRES_URL: 'not a url' } })).toThrow(/expected a URL/);
+  });
+
   it('reads the storage drivers (filesystem + LMDB by default) from the file and STOWAGE_STORAGE_*', () => {
     expect(resolveConfig({}).storage).toEqual({ blobs: { driver: 'filesystem' }, index: { driver: 'lmdb' } });
     expect(resolveConfig({ file: file({ storage: { index: { driver: 'lmdb' } } }) }).storage.blobs.driver).toBe('filesystem');
     expect(resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 'filesystem', STOWAGE_STORAGE_INDEX_DRIVER: 'lmdb' } }).storage.index.driver).toBe('lmdb');
-    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 'tape' } })).toThrow(/storage\.blobs\.driver: expected one of filesystem, got "tape".*STOWAGE_STORAGE_BLOBS_DRIVER/);
-    expect(() => resolveConfig({ file: file({ storage: { index: { driver: 'sqlite' } } }) })).toThrow(/storage\.index\.driver: expected one of lmdb.*stowage\.yml/);
+    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_DRIVER: 'tape' } })).toThrow(/storage\.blobs\.driver: expected one of filesystem, s3, got "tape".*STOWAGE_STORAGE_BLOBS_DRIVER/);
+    expect(() => resolveConfig({ file: file({ storage: { index: { driver: 'sqlite' } } }) })).toThrow(/storage\.index\.driver: expected one of lmdb, postgres.*stowage\.yml/);
     expect(() => resolveConfig({ file: file({ storage: { blob: {} } }) })).toThrow(/storage\.blob: unknown key \(expected one of blobs, index\)/);
   });
 

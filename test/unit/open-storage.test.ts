@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_STORAGE } from '../../src/config/config.js';
-import { defaultTokenKeyFile, distributionTreeOf, openStorage } from '../../src/store/open-storage.js';
+import { distributionTreeOf, openStorage } from '../../src/store/open-storage.js';
 import { StorageError } from '../../src/store/storage-errors.js';
 
 let root: string;
@@ -41,7 +41,6 @@ describe('openStorage', () => {
       expect(capacity?.totalBytes).toBeGreaterThan(0);
       expect(again.distributionTree.layout.base).toBe(distributionTreeOf({ root, storage: DEFAULT_STORAGE }).layout.base);
       expect(await again.distributionTree.exists()).toBe(false); // a Stowage root, not (yet) a Distribution one
-      expect(defaultTokenKeyFile({ root, storage: DEFAULT_STORAGE }).startsWith(path.resolve(root))).toBe(true);
     } finally {
       await again.close();
     }

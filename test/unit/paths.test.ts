@@ -140,3 +140,19 @@ describe('StoragePaths refuses anything that could leave the root', () => {
     }
   });
 });
+
+describe('StoragePaths as object keys (S3)', () => {
+  it('builds the same layout under a key prefix, without a leading slash', () => {
+    const keys = new StoragePaths('/registry/', { objectKeys: true });
+    expect(keys.blobData(`sha256:${hex256}`)).toBe(`registry/docker/registry/v2/blobs/sha256/ab/${hex256}/data`);
+    expect(keys.hashState('a/b', id, 'sha256', 7)).toBe(`registry/docker/registry/v2/repositories/a/b/_uploads/${id}/hashstates/sha256/7`);
+    expect(keys.quarantinedBlob(`sha256:${hex256}`, 5)).toBe(`registry/stowage/quarantine/sha256-${hex256}.5`);
+    expect(new StoragePaths('', { objectKeys: true }).blobsDir()).toBe('docker/registry/v2/blobs');
+  });
+
+  it('refuses a key prefix that could leave itself', () => {
+    for (const bad of ['a//b', 'a/../b', '.', 'a/./b', 'a\\b']) {
+      expect(() => new StoragePaths(bad, { objectKeys: true }), bad).toThrow(/invalid key prefix/);
+    }
+  });
+});

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { UploadService } from '../../src/pipeline/upload-service.js';
 import { digestOf, index, kindOf, pool, store, useUploadFixture } from '../helpers/upload-fixture.js';
 import { expectSameBytes } from './bytes.js';
+import { waitFor } from '../helpers/poll.js';
 
 useUploadFixture();
 
@@ -78,5 +79,34 @@ describe('writer leases between services', () => {
     clockA.now = clockB.now + 1;
     await a.append('r', id, { body: bodyOf(bytes.subarray(1_000_000)), range: { start: 1_000_000, end: bytes.length - 1 } });
     expectSameBytes(await store.readBlob((await a.complete('r', id, digestOf(bytes))).digest), bytes);
+  });
+
+  it('forgets the sessions another service ended, now when asked and by itself as sessions come and go', async () => {
+    const clock = { now: 1_700_000_000_000 };
+    const [a, b] = [serviceOn(clock), serviceOn(clock)];
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await a.start('r')).id);
+    for (const id of ids) await b.status('r', id);
+    expect(b.rememberedSessions).toBe(3);
+    const bytes = randomBytes(1000);
+    await a.complete('r', ids[0]!, digestOf(bytes), { body: bodyOf(bytes) });
+    await a.cancel('r', ids[1]!);
+    expect(await b.forgetEnded()).toBe(2);
+    expect(b.rememberedSessions).toBe(1);
+    expect((await b.status('r', ids[2]!)).offset).toBe(0);
+
+    // Every 256 sessions entering its memory, a service sweeps by itself: b holds 300 more,
+    // a ends 200 of them, and the sweep that b's next sessions set off forgets those.
+    const open = async (count: number): Promise<string[]> => {
+      const started: string[] = [];
+      for (let i = 0; i < count; i++) started.push((await a.start('r')).id);
+      for (const id of started) await b.status('r', id);
+      return started;
+    };
+    const first = await open(300);
+    for (const id of first.slice(0, 200)) await a.cancel('r', id);
+    expect(b.rememberedSessions).toBe(301);
+    await open(300);
+    await waitFor(() => b.rememberedSessions === 401, { what: 'the sweep', timeoutMs: 5_000, detail: () => String(b.rememberedSessions) });
   });
 });

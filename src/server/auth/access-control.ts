@@ -15,6 +15,7 @@ import { ApiError, errors } from '../errors.js';
 import { matchEndpoint, type Endpoint } from '../route-match.js';
 import { setCallerView, type CallerView } from './caller.js';
 import { HtpasswdUsers } from './htpasswd.js';
+import type { SecretStore } from '../../store/secret-store.js';
 import { loadSigningKey, loadVerificationKey } from './keys.js';
 import { AccessPolicy, type Subject } from './policy.js';
 import { challengeScope, requirementDetail, requirementFor, type Requirement } from './requirements.js';
@@ -37,14 +38,14 @@ export class AccessControl {
   ) {}
 
   /** Undefined when auth.mode is none: the registry stays open and no hook is installed. */
-  static async create(config: StowageConfig, defaultKeyFile: string): Promise<AccessControl | undefined> {
+  static async create(config: StowageConfig, secrets: SecretStore): Promise<AccessControl | undefined> {
     const auth = config.auth;
     if (auth.mode === 'none') return undefined;
     const users = auth.htpasswd ? new HtpasswdUsers(auth.htpasswd) : undefined;
     const policy = new AccessPolicy(config.access);
     if (auth.mode === 'basic') return new AccessControl(auth, policy, users, undefined, undefined);
 
-    const signing = await loadSigningKey(auth.token.key, defaultKeyFile);
+    const signing = await loadSigningKey(auth.token.key, secrets);
     const issuer = new TokenIssuer(signing, auth.token.issuer, auth.token.service, auth.token.expiry);
     const refreshTokens = new RefreshTokens(signing, auth.token.issuer, auth.token.service, auth.token.refreshExpiry);
     const keys: TrustedKey[] = [

@@ -4,10 +4,9 @@
 // from the key, so a token cannot choose a weaker one (jose is told the only ones allowed).
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../../config/schema.js';
-import { writeFileAtomic } from '../../store/fs/durable-fs.js';
+import type { SecretStore } from '../../store/secret-store.js';
 
 export interface SigningKey {
   privateKey: KeyObject;
@@ -16,17 +15,20 @@ export interface SigningKey {
   kid: string;
 }
 
-/** Loads the configured key, or the generated one at `defaultFile` (creating it if absent). */
-export async function loadSigningKey(configured: string | undefined, defaultFile: string): Promise<SigningKey> {
-  const file = configured ?? defaultFile;
+/**
+ * Loads the configured key file, or the storage's own key (made at first start and shared by
+ * every node of the storage, so a token one node signs verifies on all of them).
+ */
+export async function loadSigningKey(configured: string | undefined, secrets: SecretStore): Promise<SigningKey> {
+  const file = configured ?? 'the storage\'s token signing key';
   let pem: string;
-  try {
-    pem = await readFile(file, 'utf8');
-  } catch (error) {
-    if (configured !== undefined || (error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new ConfigError('auth.token.key', `cannot read ${file}: ${(error as Error).message}`);
+  if (configured === undefined) pem = await secrets.getOrCreate('token-signing-key', newKeyPem);
+  else {
+    try {
+      pem = await readFile(configured, 'utf8');
+    } catch (error) {
+      throw new ConfigError('auth.token.key', `cannot read ${configured}: ${(error as Error).message}`);
     }
-    pem = await createKeyFile(defaultFile);
   }
   let privateKey: KeyObject;
   try {
@@ -104,11 +106,7 @@ export function libtrustKeyId(publicKey: KeyObject): string {
   return out.match(/.{4}/g)!.join(':');
 }
 
-/** Writes a fresh P-256 key so that a concurrent start cannot see half a file. */
-async function createKeyFile(file: string): Promise<string> {
-  await mkdir(path.dirname(file), { recursive: true });
+function newKeyPem(): string {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  await writeFileAtomic(file, pem, { mode: 0o600 });
-  return pem;
+  return privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 }

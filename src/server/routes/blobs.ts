@@ -5,6 +5,9 @@ import { errors } from '../errors.js';
 import { parseRangeHeader } from '../headers.js';
 import { sendBlob } from '../send-blob.js';
 
+/** How long a redirected pull's URL stays valid: longer than any client waits to follow it. */
+const REDIRECT_TTL_SECONDS = 20 * 60;
+
 export async function getBlob(
   ctx: RegistryContext,
   request: FastifyRequest,
@@ -14,6 +17,12 @@ export async function getBlob(
 ): Promise<void> {
   const blob = await ctx.index.getLinkedBlob(name, digest.value);
   if (!blob) throw errors.blobUnknown(digest.value);
+  // Pulls sent to the object store itself (storage.blobs.s3.redirect), as Distribution does
+  // on S3: the bytes then never pass through a node. HEAD is answered here, from the index.
+  if (request.method === 'GET' && ctx.blobs.blobLocation) {
+    const location = await ctx.blobs.blobLocation(digest.value, REDIRECT_TTL_SECONDS);
+    if (location !== undefined) return reply.code(307).headers({ location, 'docker-content-digest': digest.value, 'content-length': 0 }).send();
+  }
   reply.headers({
     'docker-content-digest': digest.value,
     etag: `"${digest.value}"`,

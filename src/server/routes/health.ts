@@ -1,6 +1,7 @@
 // Liveness and readiness for orchestrators and load balancers. /healthz answers 200 while
 // the process serves HTTP at all; /readyz runs every readiness check (index open, storage
-// root writable, hash pool up) and answers 503 naming the checks that failed, so a
+// root writable or object store answering, database reachable, hash pool up), each with its
+// latency, and answers 503 naming the checks that failed, so a
 // balancer stops sending traffic that would fail anyway.
 
 import type { FastifyInstance } from 'fastify';
@@ -23,7 +24,8 @@ function fail(reason: string): never {
 /** A check that has not answered by then counts as failed: a hung disk must not hang the probe. */
 const CHECK_TIMEOUT_MS = 2_000;
 
-type CheckResult = { ok: true } | { ok: false; error: string };
+/** Each check's outcome and how long it took: a slow database shows before it fails. */
+type CheckResult = { ok: true; latencyMs: number } | { ok: false; error: string; latencyMs: number };
 
 export function registerHealthRoutes(app: FastifyInstance, checks: ReadinessCheck[]): void {
   app.get('/healthz', async (_request, reply) => {
@@ -53,11 +55,13 @@ async function run(check: ReadinessCheck): Promise<CheckResult> {
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
   });
+  const started = performance.now();
+  const latency = () => Math.round((performance.now() - started) * 10) / 10;
   try {
     await Promise.race([Promise.resolve().then(() => check.check()), timeout]);
-    return { ok: true };
+    return { ok: true, latencyMs: latency() };
   } catch (error) {
-    return { ok: false, error: describe(error) };
+    return { ok: false, error: describe(error), latencyMs: latency() };
   } finally {
     clearTimeout(timer);
   }

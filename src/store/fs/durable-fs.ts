@@ -62,8 +62,8 @@ export async function writeFileAtomic(
 }
 
 /** Writes a small file and makes it and its directory entry durable. */
-export async function writeFileDurable(target: string, data: Uint8Array | string): Promise<void> {
-  const handle = await open(target, 'w');
+export async function writeFileDurable(target: string, data: Uint8Array | string, options: { mode?: number } = {}): Promise<void> {
+  const handle = await open(target, 'w', options.mode ?? 0o666);
   try {
     await handle.writeFile(data);
     await handle.sync();

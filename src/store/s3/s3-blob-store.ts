@@ -1,0 +1,212 @@
+// The blob store on an S3-compatible object store (Ceph RGW, MinIO, AWS S3), in
+// Distribution's layout (paths.ts, as object keys under an optional key prefix).
+//
+// Blobs are one object each, written whole (PutObject) or assembled on the store's side
+// from an upload's segments (commitUpload). An upload's data is a run of immutable segment
+// objects (s3-segments.ts) that the appender cuts so that each full segment can be one part
+// of the commit's multipart copy (s3-appender.ts); hash states are objects of their own,
+// written only once the data they describe is. Any process can resume an upload from its
+// objects alone: nothing about an upload lives in one server's memory or disk.
+
+import { Readable } from 'node:stream';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { DigestAlgorithm } from '../../oci/digest.js';
+import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender } from '../blob-store.js';
+import { StorageError } from '../storage-errors.js';
+import { S3UploadAppender } from './s3-appender.js';
+import { missingObject } from './s3-bucket.js';
+import { S3BlobTree } from './s3-blob-tree.js';
+import { commitParts } from './s3-commit.js';
+import { assembleObject, copyObject } from './s3-multipart.js';
+import { cutSegments, layoutOf, listUpload, type Segment, type UploadKeys } from './s3-segments.js';
+
+export type { S3BlobStoreOptions } from './s3-blob-tree.js';
+
+/** Streams hand out chunks of about this size (a GET's body arrives in smaller ones). */
+const READ_HIGH_WATER = 1024 * 1024;
+
+type StateValidator = (state: Uint8Array, offset: number) => boolean;
+
+export class S3BlobStore extends S3BlobTree implements BlobStore {
+  /**
+   * Chunks of a part each are written once; smaller ones are held as small segments and
+   * rewritten once a part's worth has come (see s3-appender.ts), so clients are told the part size.
+   */
+  get chunkMinLength(): number {
+    return this.partSizeBytes;
+  }
+
+  blobLocation?: (digest: string, ttlSeconds: number) => Promise<string | undefined> = this.options.redirect
+    ? (digest, ttlSeconds) => this.bucket.presignedGet(this.keys.blobData(digest), ttlSeconds)
+    : undefined;
+
+  openBlob(digest: string, range?: ByteRange): Readable {
+    const key = this.keys.blobData(digest);
+    return Readable.from(this.bucket.get(key, range), { objectMode: false, highWaterMark: READ_HIGH_WATER });
+  }
+
+  async openBlobReader(digest: string): Promise<BlobReader> {
+    const key = this.keys.blobData(digest);
+    const head = await this.bucket.head(key);
+    if (head === undefined) throw missingObject(key);
+    const { size } = head;
+    return {
+      // One ranged GET per read: the reader keeps no connection or cursor between reads.
+      read: async (buffer, position) => {
+        if (position >= size || buffer.length === 0) return 0;
+        const end = Math.min(position + buffer.length, size) - 1;
+        let count = 0;
+        for await (const chunk of this.bucket.get(key, { start: position, end })) {
+          count += chunk.copy(buffer, count);
+        }
+        return count;
+      },
+      close: async () => undefined,
+    };
+  }
+
+  readBlob(digest: string): Promise<Buffer> {
+    return this.bucket.getBuffer(this.keys.blobData(digest));
+  }
+
+  async writeBlob(digest: string, data: Buffer): Promise<void> {
+    const key = this.keys.blobData(digest);
+    if ((await this.bucket.head(key))?.size === data.length) return;
+    // A PUT is atomic: readers see the old object or the whole new one, never a part.
+    await this.bucket.put(key, data);
+  }
+
+  async blobSize(digest: string): Promise<number | undefined> {
+    return (await this.bucket.head(this.keys.blobData(digest)))?.size;
+  }
+
+  async createUpload(repo: string, id: string, startedAt: Date, _algorithm: DigestAlgorithm): Promise<void> {
+    // The startedat object is what makes the upload exist; data and states come with bytes.
+    await this.bucket.put(this.uploadKeys(repo, id).startedAt, Buffer.from(startedAt.toISOString()));
+  }
+
+  async openUploadAppender(repo: string, id: string, offset: number): Promise<UploadAppender> {
+    const keys = this.uploadKeys(repo, id);
+    const found = await listUpload(this.bucket, keys);
+    if (!found.exists) throw missingObject(keys.startedAt);
+    const layout = layoutOf(found.segments);
+    if (layout.end < offset) throw new StorageError('UPLOAD_DATA_SHORT', `upload ${id} holds ${layout.end} bytes, not the ${offset} it resumes at`);
+    // Bytes past the durable point were never acknowledged: they go before anything is added.
+    const kept = await cutSegments(this.bucket, layout, offset);
+    return new S3UploadAppender(this.bucket, keys, this.partSizeBytes, offset, trailingRun(kept, this.partSizeBytes));
+  }
+
+  readUploadData(repo: string, id: string, range: ByteRange): Readable {
+    const keys = this.uploadKeys(repo, id);
+    const bucket = this.bucket;
+    async function* read(): AsyncGenerator<Buffer> {
+      const { live } = layoutOf((await listUpload(bucket, keys)).segments);
+      for (const segment of live) {
+        const first = Math.max(range.start, segment.start);
+        const last = Math.min(range.end, segment.start + segment.size - 1);
+        if (first <= last) yield* bucket.get(segment.key, { start: first - segment.start, end: last - segment.start });
+      }
+    }
+    return Readable.from(read(), { objectMode: false, highWaterMark: READ_HIGH_WATER });
+  }
+
+  async writeHashState(
+    repo: string,
+    id: string,
+    algorithm: DigestAlgorithm,
+    offset: number,
+    state: Uint8Array,
+    dataDurable?: Promise<void>,
+  ): Promise<void> {
+    const keys = this.uploadKeys(repo, id);
+    const key = keys.state(algorithm, offset);
+    // The state object appears only once its data is durable, and never if that failed: a
+    // PUT is atomic, so whoever lists the upload sees a whole state or none.
+    await dataDurable;
+    await this.bucket.call(() =>
+      this.bucket.client.send(new PutObjectCommand({ Bucket: this.bucket.name, Key: key, Body: state, ContentLength: state.byteLength })),
+    );
+    // Older states are only needed until the new one is durable, which it now is.
+    const older: string[] = [];
+    for await (const object of this.bucket.list(keys.statesPrefix(algorithm))) if (object.key !== key) older.push(object.key);
+    await this.bucket.deleteKeys(older);
+  }
+
+  async recoverUpload(repo: string, id: string, algorithm: DigestAlgorithm, isValidState: StateValidator): Promise<RecoveredUpload> {
+    const keys = this.uploadKeys(repo, id);
+    const found = await this.lastDurableState(keys, algorithm, isValidState);
+    // As the filesystem store recreates a missing data file: the session goes on, empty.
+    if (!found.exists) await this.bucket.put(keys.startedAt, Buffer.from(new Date().toISOString()));
+    await cutSegments(this.bucket, found.layout, found.recovered.offset);
+    const stale = found.states.filter((state) => state.offset !== found.recovered.offset || found.recovered.state === undefined);
+    await this.bucket.deleteKeys(stale.map((state) => state.key));
+    return found.recovered;
+  }
+
+  async uploadDurableOffset(repo: string, id: string, algorithm: DigestAlgorithm, isValidState: StateValidator): Promise<number> {
+    return (await this.lastDurableState(this.uploadKeys(repo, id), algorithm, isValidState)).recovered.offset;
+  }
+
+  /** The newest valid hash state within the data, and what recovery needs to cut back to it. Reads no data. */
+  private async lastDurableState(keys: UploadKeys, algorithm: DigestAlgorithm, isValidState: StateValidator) {
+    const found = await listUpload(this.bucket, keys, algorithm);
+    const layout = layoutOf(found.segments);
+    const candidates = found.states.filter((state) => state.offset <= layout.end).sort((a, b) => b.offset - a.offset);
+    let recovered: RecoveredUpload = { offset: 0, state: undefined };
+    for (const candidate of candidates) {
+      const state = await this.bucket.getBuffer(candidate.key).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (state && isValidState(state, candidate.offset)) {
+        recovered = { offset: candidate.offset, state };
+        break;
+      }
+    }
+    return { exists: found.exists, layout, states: found.states, recovered };
+  }
+
+  async commitUpload(repo: string, id: string, digest: string): Promise<void> {
+    const keys = this.uploadKeys(repo, id);
+    const target = this.keys.blobData(digest);
+    const found = await listUpload(this.bucket, keys);
+    const { live, end } = layoutOf(found.segments);
+    const existing = await this.bucket.head(target);
+    // Already there: another upload of the same content, or a retry of this commit whose
+    // index transaction failed after the data had been placed. Content is addressed by digest.
+    if (existing !== undefined && (existing.size === end || !found.exists)) return;
+    if (!found.exists) throw missingObject(keys.startedAt);
+    if (live.length === 0) {
+      await this.bucket.put(target, Buffer.alloc(0));
+    } else if (live.length === 1) {
+      await copyObject(this.bucket, live[0].key, target, end, this.copySizes());
+    } else {
+      const parts = commitParts(this.bucket, live, this.copySizes());
+      if (parts.length === 1 && 'data' in parts[0]) await this.bucket.put(target, await parts[0].data());
+      else await assembleObject(this.bucket, target, parts);
+    }
+    // The store's answer to a multipart completion is not to be trusted blindly (RGW's ETag
+    // is empty): one HEAD confirms the blob is there, whole.
+    const placed = await this.bucket.head(target);
+    if (placed?.size !== end) throw new Error(`commit of ${digest} placed ${placed?.size ?? 'no'} bytes, not ${end}`);
+  }
+
+  async removeUpload(repo: string, id: string): Promise<void> {
+    await this.bucket.deletePrefix(this.uploadKeys(repo, id).prefix);
+  }
+
+  uploadActivity(repo: string, id: string): Promise<number | undefined> {
+    return this.latestActivity(repo, id);
+  }
+}
+
+/**
+ * The segments at the end that the appender may merge into its next full segment: small
+ * ones (under a part each), adding up to under a part.
+ */
+function trailingRun(segments: readonly Segment[], partSizeBytes: number): Segment[] {
+  let total = 0;
+  let first = segments.length;
+  while (first > 0 && total + segments[first - 1].size < partSizeBytes) total += segments[--first].size;
+  return segments.slice(first);
+}
