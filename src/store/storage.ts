@@ -49,7 +49,7 @@ export interface Storage {
   readonly distributionTree: DistributionTree;
   /** Records this process as the storage's server (fsck --repair refuses while one lives); returns the release. */
   claimServer(): Promise<() => Promise<void>>;
-  /** The pid of a live process serving this storage, if any. */
-  liveServer(): Promise<number | undefined>;
+  /** A live process serving this storage ("pid 1234", "pid 1234 on node-b"), if any. */
+  liveServer(): Promise<string | undefined>;
   close(): Promise<void>;
 }

@@ -51,7 +51,7 @@ describe('openStorage', () => {
     try {
       expect(await storage.liveServer()).toBeUndefined();
       const release = await storage.claimServer();
-      expect(await storage.liveServer()).toBe(process.pid);
+      expect(await storage.liveServer()).toBe(`pid ${process.pid}`);
       await release();
       expect(await storage.liveServer()).toBeUndefined();
     } finally {

@@ -62,9 +62,9 @@ export async function runFsck(options: FsckOptions): Promise<FsckReport> {
   try {
     const where = storage.description.root ?? options.root;
     if (repair) {
-      const pid = await storage.liveServer();
-      if (pid !== undefined) {
-        throw new FsckRefused(`a server (pid ${pid}) is using ${where}; stop it before fsck --repair (fsck without --repair may run beside it)`);
+      const server = await storage.liveServer();
+      if (server !== undefined) {
+        throw new FsckRefused(`a server (${server}) is using ${where}; stop it before fsck --repair (fsck without --repair may run beside it)`);
       }
     }
     return await fsck(where, storage, repair, options.concurrency ?? 2);
