@@ -114,6 +114,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'secrets every node shares (store/secret-store.ts)',
+    sql: `
+      CREATE TABLE secrets (
+        name        text COLLATE "C" PRIMARY KEY,
+        value       text NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

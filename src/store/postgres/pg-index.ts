@@ -16,10 +16,12 @@ import type {
   PutManifestResult,
   Reservation,
 } from '../registry-index.js';
+import type { SecretStore } from '../secret-store.js';
 import type { IndexStats, StorageIndex } from '../storage.js';
 import { migrate, quoteIdentifier } from './migrations.js';
 import { PgDatabase } from './pg-database.js';
 import { PgMaintainable } from './pg-maintenance.js';
+import { PgSecretStore } from './pg-secret-store.js';
 import {
   checkContent,
   commitContent,
@@ -73,8 +75,12 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     return new PgIndex(db);
   }
 
+  /** Secrets every node shares (the token signing key), in the same database: Storage.secrets for the postgres driver. */
+  readonly secrets: SecretStore;
+
   private constructor(db: PgDatabase) {
     super(db);
+    this.secrets = new PgSecretStore(db);
   }
 
   // Blobs.
