@@ -44,11 +44,20 @@ type Target = (root: string, options: TestRegistryOptions) => Promise<Running>;
 const TARGETS: Record<string, Target> = {
   stowage: startStowage,
   distribution: (root) => startDistribution(root),
+  cluster: startCluster,
 };
 
 /** The kind of registry under test, for tests that skip what only Stowage does. */
 export const testTarget = process.env.STOWAGE_TEST_TARGET || 'stowage';
 export const isDistribution = testTarget === 'distribution';
+/**
+ * Stowage scaled out: three nodes over S3 (RGW) and PostgreSQL behind HAProxy (cluster.ts). Its
+ * `root` is the cluster's scratch directory, not where the data is: tests that read or damage
+ * a storage root skip for it, as they do for Distribution.
+ */
+export const isCluster = testTarget === 'cluster';
+/** Whether `root` is where the registry under test keeps its data (Stowage's embedded storage). */
+export const hasLocalRoot = testTarget === 'stowage';
 
 export async function startTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
   const start = TARGETS[testTarget];
@@ -116,6 +125,22 @@ async function startStowage(root: string, options: TestRegistryOptions): Promise
   const { limits, sparseManifests } = options;
   const registry = await startRegistry({ root, host: '127.0.0.1', port: 0, logLevel: 'warn', limits, sparseManifests });
   return { url: registry.url, close: () => registry.close() };
+}
+
+/** Configuration the in-process server takes as options, as the nodes' environment. */
+function clusterEnv(options: TestRegistryOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(options.limits ?? {})) {
+    env[`STOWAGE_LIMITS_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`] = String(value);
+  }
+  if (options.sparseManifests !== undefined) env.STOWAGE_MANIFESTS_SPARSE = String(options.sparseManifests);
+  return env;
+}
+
+async function startCluster(_root: string, options: TestRegistryOptions): Promise<Running> {
+  const { TestCluster } = await import('./cluster.js');
+  const cluster = await TestCluster.start({ env: clusterEnv(options) });
+  return { url: cluster.url, close: () => cluster.close() };
 }
 
 export async function freePort(): Promise<number> {
