@@ -35,6 +35,9 @@ import {
   type ManifestRow,
 } from './pg-tables.js';
 
+/** Below this many rows (as the planner estimates) stats() counts a table exactly. */
+const EXACT_COUNT_BELOW = 100_000;
+
 export interface PgIndexOptions {
   /** A role that may create the schema and its tables, e.g. postgres://registry:…@db:5432/registry. */
   url: string;
@@ -258,10 +261,18 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     return this.db.ping();
   }
 
-  /** Exact entry counts (scans: for metrics scraped now and then) and the tables' size on disk. */
+  /**
+   * Entry counts and the tables' size on disk, for metrics scraped every few seconds: a
+   * table's exact count (a scan) while the planner's estimate says it is small, the estimate
+   * (pg_class.reltuples, kept by autovacuum) once it is large enough for a scan to cost.
+   */
   async stats(): Promise<IndexStats> {
     const tables = { repositories: 'repos', manifests: 'manifests', tags: 'tags', blobs: 'blobs', links: 'links', uploads: 'uploads' };
-    const counts = Object.entries(tables).map(([name, table]) => `(SELECT count(*) FROM ${table}) AS ${name}`);
+    const counts = Object.entries(tables).map(
+      ([name, table]) =>
+        `(SELECT CASE WHEN reltuples < ${EXACT_COUNT_BELOW} THEN (SELECT count(*) FROM ${table}) ELSE reltuples::int8 END
+          FROM pg_class WHERE oid = '${table}'::regclass) AS ${name}`,
+    );
     const sizes = Object.values(tables).map((table) => `pg_total_relation_size('${table}')`);
     const { rows } = await this.db.query<Record<string, number>>(`SELECT ${counts.join(', ')}, (${sizes.join(' + ')})::int8 AS size_bytes`);
     const { size_bytes: sizeBytes, ...entries } = rows[0];
