@@ -111,6 +111,9 @@ defaults
   timeout client 10m
   timeout server 10m
   timeout http-request 60s
+  # A node that refuses the connection (killed, restarting) costs the request nothing.
+  retries 3
+  option redispatch
 frontend registry
   bind 127.0.0.1:$LB_PORT
   default_backend nodes

@@ -123,6 +123,10 @@ async function startBalancer(dir: string, port: number, nodePorts: number[]): Pr
       '  timeout client 10m',
       '  timeout server 10m',
       '  timeout http-request 60s',
+      // A node that refuses the connection (killed, restarting) costs the request nothing:
+      // HAProxy tries another one.
+      '  retries 3',
+      '  option redispatch',
       'frontend registry',
       `  bind 127.0.0.1:${port}`,
       '  default_backend nodes',
