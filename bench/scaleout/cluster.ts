@@ -5,6 +5,7 @@
 // killed synchronously if the bench exits early (killChildrenNow).
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,14 +32,19 @@ export interface ScaleTarget {
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
 
+/** For an exit in the middle of a target: every process SIGKILLed, every temp dir removed, synchronously. */
 export function killChildrenNow(): void {
   for (const child of children) child.kill('SIGKILL');
   children.clear();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  dirs.clear();
 }
 
 export async function startTarget(spec: ScaleSpec, engines: Engines, index: number): Promise<ScaleTarget> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `stowage-bench-${spec.kind}-x${spec.nodes}-`));
+  dirs.add(dir);
   // A bucket (and schema) per target: no target sees another's blobs, catalog or leftovers.
   const bucket = `bench-${spec.kind}-x${spec.nodes}-${index}`;
   const schema = `bench_x${spec.nodes}_${index}`;
@@ -47,6 +53,7 @@ export async function startTarget(spec: ScaleSpec, engines: Engines, index: numb
   const close = async () => {
     await Promise.all([...balancers, ...nodes].map(stop));
     await rm(dir, { recursive: true, force: true });
+    dirs.delete(dir);
   };
   try {
     await createBucket(engines.client, bucket);

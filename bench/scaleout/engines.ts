@@ -7,6 +7,7 @@
 // their `down`, the last ones synchronously from an 'exit' handler.
 
 import { execFile, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -43,6 +44,7 @@ const running = new Set<string>();
 export function stopEnginesNow(): void {
   for (const dir of running) {
     for (const script of ['rgw.sh', 'postgres.sh']) spawnSync(path.join(SCRIPTS, script), ['down', dir], { stdio: 'ignore', timeout: 20_000 });
+    rmSync(dir, { recursive: true, force: true });
     running.delete(dir);
   }
 }
