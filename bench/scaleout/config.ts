@@ -7,6 +7,7 @@
 import { GiB, MiB } from '../blobs.js';
 
 export interface ScaleoutConfig {
+  quick: boolean;
   /** Single-stream push/pull blob, and RGW's PutObject/GetObject ceiling. */
   pushBytes: number;
   /** PATCH size of the chunked push; raised to a registry's OCI-Chunk-Min-Length if that is larger. */
@@ -36,6 +37,6 @@ export interface ScaleoutConfig {
 export function scaleoutConfig(quick: boolean): ScaleoutConfig {
   const common = { layers: 50, layerBytes: 64 * 1024, extraTags: 20, connections: 32, repositories: 200, catalogPageSize: 10, aggregateClients: 6, aggregateNodes: [1, 2, 3] };
   return quick
-    ? { ...common, pushBytes: 32 * MiB, chunkBytes: 16 * MiB, reps: 1, ceilingReps: 3, metadataSeconds: 2, aggregateBlobBytes: 8 * MiB, budgetMs: 4 * 60_000 }
-    : { ...common, pushBytes: 256 * MiB, chunkBytes: 16 * MiB, reps: 1, ceilingReps: 2, metadataSeconds: 5, aggregateBlobBytes: 32 * MiB, budgetMs: 10 * 60_000, rgwBytes: 12 * GiB };
+    ? { ...common, quick, pushBytes: 32 * MiB, chunkBytes: 16 * MiB, reps: 1, ceilingReps: 3, metadataSeconds: 2, aggregateBlobBytes: 8 * MiB, budgetMs: 4 * 60_000 }
+    : { ...common, quick, pushBytes: 256 * MiB, chunkBytes: 16 * MiB, reps: 1, ceilingReps: 2, metadataSeconds: 5, aggregateBlobBytes: 32 * MiB, budgetMs: 10 * 60_000, rgwBytes: 12 * GiB };
 }

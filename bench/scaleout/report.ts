@@ -10,7 +10,7 @@ export function formatScaleout(report: ScaleoutReport): string {
   const head = [
     `Scale-out: Stowage (S3 blobs + PostgreSQL index) vs Distribution 2.8 (s3 driver), on one Ceph RGW (memstore) and PostgreSQL 15 started for this run; ${(report.durationMs / 1000).toFixed(0)} s (engines up in ${(report.enginesUpMs / 1000).toFixed(0)} s)`,
     `x3 = three processes on one bucket behind HAProxy, round robin per request; x1 = one process, no balancer. Reps ${c.reps} (RGW ${c.ceilingReps}); load average (1 min) ${report.loadAverage.start.toFixed(2)} at start, ${report.loadAverage.end.toFixed(2)} at end.`,
-    'Ratios: Stowage / Distribution at the same node count; push and pull over RGW\'s own PutObject / GetObject (same run). For s, ms and count rows lower is better.',
+    'Ratios: Stowage / Distribution at the same node count; push over RGW\'s own PutObject (SDK), pull over its GetObject received by curl like the pulls (same run). For s, ms and count rows lower is better.',
   ];
   if (report.error) return [...head, '', `  FAILED: ${report.error}`].join('\n');
 
@@ -37,7 +37,8 @@ export function formatScaleout(report: ScaleoutReport): string {
       ...pairs.map((p) => ofCeiling(p.distribution)),
     ];
   });
-  const ceilingRows = report.ceilings.map((m) => [m.label, m.unit, fmt(m.value, m.unit)]);
+  const phase = (m: Measurement, key: string) => (typeof m.detail?.[key] === 'number' ? fmt(m.detail[key] as number, m.unit) : '');
+  const ceilingRows = report.ceilings.map((m) => [m.label, m.unit, fmt(m.value, m.unit), phase(m, 'startMBps'), phase(m, 'endMBps')]);
   const notes: string[] = [];
   for (const t of report.targets) {
     if (t.error) notes.push(`  ${t.spec.label}: ${t.error.length > 600 ? `${t.error.slice(0, 600)}...` : t.error}`);
@@ -48,8 +49,8 @@ export function formatScaleout(report: ScaleoutReport): string {
     '',
     render([header, ...rows]),
     '',
-    'RGW alone (same run, @aws-sdk/client-s3 over keep-alive; registry pulls are received by curl):',
-    render([['ceiling', 'unit', 'value'], ...ceilingRows]),
+    'RGW alone, before and after the targets (@aws-sdk/client-s3 over keep-alive; registry pulls are received by curl); the RGW column is the median of both:',
+    render([['ceiling', 'unit', 'median', 'start', 'end'], ...ceilingRows]),
     ...(notes.length ? ['', 'Errors and failures:', ...notes] : []),
   ].join('\n');
 }

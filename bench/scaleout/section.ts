@@ -12,7 +12,7 @@ import { repeatMs, throughput, type Measurement } from '../measure.js';
 import { killChildrenNow, startTarget, type ScaleSpec, type ScaleTarget } from './cluster.js';
 import { scaleoutConfig, type ScaleoutConfig } from './config.js';
 import { createBucket, emptyBucket, startEngines, stopEnginesNow, type Engines } from './engines.js';
-import { aggregateWorkloads, catalogWorkload, imageWorkloads, RGW_GET, RGW_PUT, Tally, transferWorkloads, type Context } from './workloads.js';
+import { aggregateWorkloads, catalogWorkload, imageWorkloads, RGW_GET, RGW_GET_CURL, RGW_PUT, Tally, transferWorkloads, type Context } from './workloads.js';
 
 export interface ScaleoutTargetResult {
   spec: ScaleSpec;
@@ -80,10 +80,16 @@ export async function runScaleout(quick: boolean, log: (message: string) => void
     }
     report.enginesUpMs = performance.now() - started;
     log(`scaleout: engines up in ${(report.enginesUpMs / 1000).toFixed(0)} s; RGW ceilings`);
-    report.ceilings = await rgwCeilings(engines, config).catch((error: unknown) => {
-      log(`scaleout: RGW ceilings failed: ${message(error)}`);
-      return [];
-    });
+    // Measured before and after the targets, every ratio dividing by the median of both: on
+    // a shared 2-CPU machine RGW's pace drifts by tens of percent within minutes.
+    const ceilings = (phase: 'start' | 'end') =>
+      rgwCeilings(engines!, config, phase).catch((error: unknown) => {
+        log(`scaleout: RGW ceilings (${phase}) failed: ${message(error)}`);
+        return [];
+      });
+    const first = await ceilings('start');
+    report.ceilings = first;
+    const targetsEnd = sectionEnd - (config.quick ? 10_000 : 30_000);
 
     for (const [i, spec] of SCALEOUT_TARGETS.entries()) {
       // A fair share of what is left, so one slow target cannot starve the next ones; a target
@@ -91,9 +97,13 @@ export async function runScaleout(quick: boolean, log: (message: string) => void
       // aggregate rows.
       const weight = (s: ScaleSpec) => (s.nodes > 1 ? 1.5 : 1);
       const weights = SCALEOUT_TARGETS.slice(i).reduce((sum, s) => sum + weight(s), 0);
-      const share = ((sectionEnd - Date.now()) * weight(spec)) / weights;
-      const targetEnd = Math.min(sectionEnd, Date.now() + share);
+      const share = ((targetsEnd - Date.now()) * weight(spec)) / weights;
+      const targetEnd = Math.min(targetsEnd, Date.now() + share);
       report.targets.push(await runTarget(spec, i, engines, config, () => targetEnd - Date.now(), log));
+    }
+    if (Date.now() < sectionEnd) {
+      log('scaleout: RGW ceilings again');
+      report.ceilings = mergeCeilings(first, await ceilings('end'));
     }
   } finally {
     log('scaleout: stopping the engines');
@@ -151,10 +161,20 @@ async function runTarget(spec: ScaleSpec, index: number, engines: Engines, confi
   return result;
 }
 
+/** One row per ceiling over the runs of both phases (median), each phase's own figure kept in the detail. */
+function mergeCeilings(start: Measurement[], end: Measurement[]): Measurement[] {
+  return start.map((s) => {
+    const e = end.find((m) => m.key === s.key);
+    const runs = [...((s.detail?.runsMs as number[]) ?? []), ...((e?.detail?.runsMs as number[]) ?? [])];
+    const merged = throughput(s.key, s.label, s.detail?.bytes as number, runs);
+    return { ...merged, detail: { ...merged.detail, startMBps: Math.round(s.value), endMBps: e ? Math.round(e.value) : undefined } };
+  });
+}
+
 /** RGW without a registry in front: one plain PutObject of the push size, one GetObject of it. */
-async function rgwCeilings(engines: Engines, config: ScaleoutConfig): Promise<Measurement[]> {
+async function rgwCeilings(engines: Engines, config: ScaleoutConfig, phase: string): Promise<Measurement[]> {
   const { client } = engines;
-  const bucket = 'bench-rgw-ceiling';
+  const bucket = `bench-rgw-ceiling-${phase}`;
   await createBucket(client, bucket);
   const size = config.pushBytes;
   const blob = makeBlob(size);
@@ -178,11 +198,11 @@ async function rgwCeilings(engines: Engines, config: ScaleoutConfig): Promise<Me
     if (bytes !== size) throw new Error(`GetObject: ${bytes} bytes, expected ${size}`);
   });
   out.push(throughput(RGW_GET, `RGW GetObject (${label}, SDK)`, size, get));
-  // The registries' pulls are received by curl; the same client on a presigned URL shows
-  // how much of a gap to the SDK figure is the client rather than RGW.
+  // The registries' pulls are received by curl: the same client on a presigned URL is the
+  // pull rows' ceiling (the SDK row shows what a Node client gets).
   const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: 600 });
   const curl = await repeatMs(config.ceilingReps, () => curlGet(url, size));
-  out.push(throughput('rgw/get-curl', `RGW GetObject (${label}, curl, presigned URL)`, size, curl));
+  out.push(throughput(RGW_GET_CURL, `RGW GetObject (${label}, curl, presigned URL)`, size, curl));
   await emptyBucket(engines, bucket).catch(() => undefined);
   return out;
 }
