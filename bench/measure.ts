@@ -1,6 +1,6 @@
 // What every workload returns, and the arithmetic shared by all of them.
 
-export type Unit = 'MB/s' | 'req/s' | 'ms' | 'MiB';
+export type Unit = 'MB/s' | 'req/s' | 'ms' | 'MiB' | 's' | 'count';
 
 export interface Measurement {
   /** Stable key, e.g. "push/monolithic"; rows of different targets are matched by it. */

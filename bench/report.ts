@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchConfig } from './config.js';
 import { downloadClient } from './download.js';
 import type { Measurement } from './measure.js';
+import type { ScaleoutReport } from './scaleout/section.js';
 import type { TargetSpec } from './servers.js';
 
 export interface TargetResult {
@@ -24,6 +25,8 @@ export interface BenchReport {
   config: BenchConfig;
   ceilings: Measurement[];
   targets: TargetResult[];
+  /** --sections scaleout: its own targets, ceilings and table. */
+  scaleout?: ScaleoutReport;
 }
 
 export function machineInfo(): BenchReport['machine'] {

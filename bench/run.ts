@@ -1,4 +1,6 @@
 // npm run bench [-- --quick] [--engines native,wasm] [--no-distribution] [--sections push,pull,meta,resume,memory]
+//                 [--sections scaleout]   (opt-in: Stowage on S3 + PostgreSQL vs Distribution's s3 driver,
+//                                          x1 and x3 behind HAProxy, on a Ceph RGW started for the run)
 //                 [--baseline DIR]   (another checkout, built: its server measured in the same run)
 //                 [--rounds N]       (every target N times, interleaved; each row reports the median)
 //
@@ -18,10 +20,14 @@ import { benchConfig, type BenchConfig } from './config.js';
 import type { Measurement } from './measure.js';
 import { formatTable, machineInfo, writeJson, type BenchReport, type TargetResult } from './report.js';
 import { startServer, type TargetSpec } from './servers.js';
+import { formatScaleout } from './scaleout/report.js';
+import { runScaleout, scaleoutBudgetMs } from './scaleout/section.js';
 import { memoryWorkload, metadataWorkloads, pullWorkloads, pushWorkloads, resumeWorkloads } from './workloads.js';
 
+/** The default sections; `scaleout` runs only when named (it needs PostgreSQL, Ceph and HAProxy). */
 const SECTIONS = ['ceilings', 'push', 'pull', 'meta', 'resume', 'memory'] as const;
-type Section = (typeof SECTIONS)[number];
+type Section = (typeof SECTIONS)[number] | 'scaleout';
+const TARGET_SECTIONS: Section[] = ['push', 'pull', 'meta', 'resume', 'memory'];
 
 const { values } = parseArgs({
   options: {
@@ -36,21 +42,25 @@ const { values } = parseArgs({
 
 const config = benchConfig(values.quick);
 const sections = new Set<Section>((values.sections?.split(',') ?? SECTIONS) as Section[]);
+for (const s of sections) if (![...SECTIONS, 'scaleout'].includes(s)) throw new Error(`--sections: unknown section ${s}`);
+const classic = TARGET_SECTIONS.some((s) => sections.has(s));
+// The scale-out section keeps to a budget of its own; the hard deadline leaves room for it
+// and for stopping its engines (which process.exit triggers, see scaleout/section.ts).
 const deadline = setTimeout(() => {
   process.stderr.write('bench: deadline exceeded, giving up\n');
   process.exit(2);
-}, (config.quick ? 5 : 15) * 60_000);
+}, (classic || sections.has('ceilings') ? (config.quick ? 5 : 15) * 60_000 : 0) + (sections.has('scaleout') ? scaleoutBudgetMs(config.quick) + 120_000 : 0));
 deadline.unref();
 
 const engines = values.engines?.split(',') ?? ((await nativeLoads()) ? ['native', 'wasm'] : ['wasm']);
-const targets: TargetSpec[] = engines.map((engine) => ({ kind: 'stowage', label: `stowage (${engine})`, engine: engine as 'wasm' | 'native' }));
+const targets: TargetSpec[] = !classic ? [] : engines.map((engine) => ({ kind: 'stowage', label: `stowage (${engine})`, engine: engine as 'wasm' | 'native' }));
 // A regression check is a ratio measured in one run: the earlier build runs beside this one.
 if (values.baseline) {
   const cli = path.resolve(values.baseline, 'dist', 'src', 'cli.js');
   if (!existsSync(cli)) throw new Error(`--baseline: no build at ${cli} (run npm run build there)`);
   targets.unshift({ kind: 'stowage', label: `baseline (${engines[0]})`, engine: engines[0] as 'wasm' | 'native', cli });
 }
-if (!values['no-distribution'] && hasDistribution()) targets.push({ kind: 'distribution', label: 'distribution 2.8' });
+if (classic && !values['no-distribution'] && hasDistribution()) targets.push({ kind: 'distribution', label: 'distribution 2.8' });
 
 const startedAt = new Date();
 const started = performance.now();
@@ -69,12 +79,15 @@ for (let round = 1; round <= rounds; round++) {
   for (const spec of targets) runs.get(spec)!.push(await runTarget(spec, config));
 }
 for (const spec of targets) report.targets.push(medianOf(runs.get(spec)!));
+if (sections.has('scaleout')) report.scaleout = await runScaleout(config.quick, log);
 
 report.durationMs = performance.now() - started;
 report.loadAverage.end = os.loadavg()[0];
-console.log(formatTable(report));
+if (classic || sections.has('ceilings')) console.log(formatTable(report));
+if (report.scaleout) console.log(`${classic || sections.has('ceilings') ? '\n' : ''}${formatScaleout(report.scaleout)}`);
 console.log(`\nJSON: ${await writeJson(report)}`);
-process.exit(report.targets.some((t) => t.error) ? 1 : 0);
+const scaleoutFailed = report.scaleout !== undefined && (report.scaleout.error !== undefined || report.scaleout.targets.some((t) => t.error));
+process.exit(report.targets.some((t) => t.error) || scaleoutFailed ? 1 : 0);
 
 async function runTarget(spec: TargetSpec, config: BenchConfig): Promise<TargetResult> {
   const measurements: Measurement[] = [];

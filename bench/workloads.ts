@@ -137,7 +137,7 @@ export async function metadataWorkloads(server: RunningServer, config: BenchConf
  * unless its headers-complete callback returns 1 ("skip body"), which autocannon's never
  * does, so HEAD runs stall. The callback is assigned after setupClient runs, hence a setter.
  */
-function skipBodyOfHeadResponses(client: autocannon.Client): void {
+export function skipBodyOfHeadResponses(client: autocannon.Client): void {
   const K_ON_HEADERS_COMPLETE = 2; // HTTPParser.kOnHeadersComplete in http-parser-js
   const parser = (client as unknown as { parser: Record<number, unknown> }).parser;
   let onHeadersComplete: (...args: unknown[]) => unknown = () => undefined;
