@@ -105,6 +105,8 @@ LB_PORT=$(free_port)
   cat <<EOF
 global
   maxconn 4096
+  # A push by digest may answer with a header per tag (up to 100): above HAProxy's default of 101.
+  tune.http.maxhdr 1024
 defaults
   mode http
   timeout connect 5s

@@ -127,6 +127,7 @@ async function startBalancer(dir: string, kind: ScaleSpec['kind'], ports: number
   const lines = [
     'global',
     '  maxconn 4096',
+    '  tune.http.maxhdr 1024',
     'defaults',
     '  mode http',
     '  timeout connect 5s',

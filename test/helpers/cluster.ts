@@ -117,6 +117,8 @@ async function startBalancer(dir: string, port: number, nodePorts: number[]): Pr
     [
       'global',
       '  maxconn 4096',
+      // A push by digest may answer with a header per tag (up to 100): above HAProxy's default of 101 headers.
+      '  tune.http.maxhdr 1024',
       'defaults',
       '  mode http',
       '  timeout connect 5s',
@@ -133,7 +135,7 @@ async function startBalancer(dir: string, port: number, nodePorts: number[]): Pr
       'backend nodes',
       '  balance roundrobin',
       '  option httpchk GET /readyz',
-      '  default-server check inter 500ms fall 2 rise 1',
+      '  default-server check inter 1s fall 3 rise 1',
       ...nodePorts.map((p, i) => `  server node${i} 127.0.0.1:${p}`),
       '',
     ].join('\n'),

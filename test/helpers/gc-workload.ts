@@ -86,7 +86,7 @@ export interface GcWorkload {
   gc: GcDriver;
   /** Stops the registry before fsck reads the root. */
   closeRegistry(): Promise<void>;
-  /** Fewer runs fit in the load when each is a process of its own. */
+  /** At least this many runs must fit in the load (a loaded machine fits far fewer than a quiet one). */
   minRuns: number;
 }
 

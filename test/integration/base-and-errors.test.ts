@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectError, pushBlob, pushImage, rawJson, rawRequest, startUpload, pathOf, uniqueRepo } from '../helpers/oci.js';
-import { isDistribution, useTestRegistry } from '../helpers/registry.js';
+import { isCluster, isDistribution, useTestRegistry } from '../helpers/registry.js';
 
 
 // The root sits alone inside `parent`, so anything written beside it is visible.
@@ -262,7 +262,8 @@ describe.skipIf(isDistribution)('malformed input never produces a 500', () => {
     expect(status.headers.get('range')).toBe('0-0');
   });
 
-  it('malformed Content-Length is a 400, never a 500', async () => {
+  // Through a balancer, malformed framing is the balancer's to answer (HAProxy's own 400).
+  it.skipIf(isCluster)('malformed Content-Length is a 400, never a 500', async () => {
     for (const length of ['abc', '-1', '1.5', '99999999999999999999']) {
       const res = await rawRequest(registry.url, 'PATCH', pathOf(location), { headers: { 'content-length': length }, body: '' });
       expect([400, 413], `${length}: ${res.status}`).toContain(res.status);
@@ -307,7 +308,7 @@ describe.skipIf(isDistribution)('malformed input never produces a 500', () => {
     expect(res3.status).toBe(200);
   });
 
-  it('huge headers are refused without a crash', async () => {
+  it.skipIf(isCluster)('huge headers are refused without a crash', async () => {
     const res = await rawRequest(registry.url, 'GET', '/v2/', { headers: { 'x-big': 'a'.repeat(64 * 1024) } });
     expect(res.status).toBe(431);
     expect(rawJson(res).errors?.[0].code).toBe('UNSUPPORTED');

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StoragePaths } from '../../src/store/paths.js';
-import { isDistribution, useTestRegistry } from '../helpers/registry.js';
+import { isCluster, isDistribution, useTestRegistry } from '../helpers/registry.js';
 import { sleep } from '../helpers/poll.js';
 import { ServerProcess } from '../helpers/server-process.js';
 import { digestOf, expectError, pathOf, randomBlob, rawRequest, startUpload, uniqueRepo, withQuery } from '../helpers/oci.js';
@@ -67,7 +67,8 @@ function errorCodeOf(text: string): string | undefined {
   return (JSON.parse(body) as { errors: { code: string }[] }).errors[0].code;
 }
 
-describe.skipIf(isDistribution)('timeouts', () => {
+// Connection limits are the balancer's in a cluster: it holds the client's connection.
+describe.skipIf(isDistribution || isCluster)('timeouts', () => {
   const registry = useTestRegistry({ limits: { headersTimeout: 1, requestTimeout: 1, idleTimeout: 1 } });
 
   it('a client that trickles its headers is answered 408 and cut off at the headers timeout', async () => {
@@ -139,7 +140,7 @@ describe.skipIf(isDistribution)('timeouts', () => {
   });
 });
 
-describe.skipIf(isDistribution)('header limits', () => {
+describe.skipIf(isDistribution || isCluster)('header limits', () => {
   const registry = useTestRegistry({ limits: { maxHeaders: 20, maxHeaderBytes: 4096 } });
 
   const headers = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
