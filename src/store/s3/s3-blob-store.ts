@@ -14,6 +14,7 @@ import type { DigestAlgorithm } from '../../oci/digest.js';
 import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender } from '../blob-store.js';
 import { StorageError } from '../storage-errors.js';
 import { S3UploadAppender } from './s3-appender.js';
+import { S3BlobReader } from './s3-blob-reader.js';
 import { missingObject } from './s3-bucket.js';
 import { S3BlobTree } from './s3-blob-tree.js';
 import { commitParts } from './s3-commit.js';
@@ -49,20 +50,7 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
     const key = this.keys.blobData(digest);
     const head = await this.bucket.head(key);
     if (head === undefined) throw missingObject(key);
-    const { size } = head;
-    return {
-      // One ranged GET per read: the reader keeps no connection or cursor between reads.
-      read: async (buffer, position) => {
-        if (position >= size || buffer.length === 0) return 0;
-        const end = Math.min(position + buffer.length, size) - 1;
-        let count = 0;
-        for await (const chunk of this.bucket.get(key, { start: position, end })) {
-          count += chunk.copy(buffer, count);
-        }
-        return count;
-      },
-      close: async () => undefined,
-    };
+    return new S3BlobReader(this.bucket, key, head.size);
   }
 
   readBlob(digest: string): Promise<Buffer> {

@@ -1,0 +1,56 @@
+// S3BlobReader: the send loop's positioned reads of a blob object, served from one GET while
+// they go forward in order, and from a new GET where they jump.
+
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { enginesMissing } from '../helpers/engines.js';
+import { TestBucket } from '../helpers/s3-buckets.js';
+
+const MiB = 1024 * 1024;
+const digestOf = async (bytes: Buffer) => `sha256:${(await import('node:crypto')).createHash('sha256').update(bytes).digest('hex')}`;
+
+describe.skipIf(enginesMissing('s3 blob reader', ['s3']))('S3 blob reader', () => {
+  const bucket = new TestBucket();
+  afterAll(() => bucket.remove());
+
+  it('reads forward from one GET, and from a new one after a jump, byte for byte', async () => {
+    const { store, dispose } = await bucket.store();
+    try {
+      let gets = 0;
+      store.bucket.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'GetObjectCommand') gets++;
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
+      const bytes = randomBytes(5 * MiB + 123);
+      const digest = await digestOf(bytes);
+      await store.writeBlob(digest, bytes);
+      const reader = await store.openBlobReader(digest);
+      const buffer = Buffer.alloc(MiB);
+      const out: Buffer[] = [];
+      for (let at = 0; ; ) {
+        const n = await reader.read(buffer, at);
+        if (n === 0) break;
+        out.push(Buffer.from(buffer.subarray(0, n)));
+        at += n;
+      }
+      expect(Buffer.concat(out).equals(bytes)).toBe(true);
+      expect(gets).toBe(1);
+      // A jump back, then an odd position and a small buffer.
+      const small = Buffer.alloc(1000);
+      expect(await reader.read(small, 17)).toBe(1000);
+      expect(small.equals(bytes.subarray(17, 1017))).toBe(true);
+      expect(await reader.read(small, 1017)).toBe(1000);
+      expect(small.equals(bytes.subarray(1017, 2017))).toBe(true);
+      expect(gets).toBe(2);
+      expect(await reader.read(small, bytes.length - 10)).toBe(10);
+      expect(small.subarray(0, 10).equals(bytes.subarray(bytes.length - 10))).toBe(true);
+      expect(await reader.read(small, bytes.length)).toBe(0);
+      await reader.close();
+    } finally {
+      await dispose();
+    }
+  });
+});
