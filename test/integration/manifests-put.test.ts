@@ -21,7 +21,7 @@ import {
   rawRequest,
   uniqueRepo,
 } from '../helpers/oci.js';
-import { isDistribution, useTestRegistry } from '../helpers/registry.js';
+import { isCluster, isDistribution, useTestRegistry } from '../helpers/registry.js';
 import { manifestReads } from '../helpers/manifest-reads.js';
 
 const registry = useTestRegistry();
@@ -267,7 +267,8 @@ describe('PUT validation', () => {
     await expectError(await putManifest(registry.url, repo, 'c', badDigest), 400, 'MANIFEST_INVALID');
   });
 
-  it.skipIf(isDistribution)('manifests up to 4 MiB are accepted; larger -> 413', async () => {
+  // Through HAProxy the early 413 reaches a client still sending as a closed connection (limits.test.ts).
+  it.skipIf(isDistribution || isCluster)('manifests up to 4 MiB are accepted; larger -> 413', async () => {
     const repo = uniqueRepo('big');
     const parts = imageParts();
     await pushParts(registry.url, repo, parts);
