@@ -5,11 +5,11 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ENGINE_ENV } from './helpers/engines.js';
+import { ENGINE_ENV, envFile } from './helpers/engines.js';
 
 const run = promisify(execFile);
 const SCRIPTS = path.resolve(import.meta.dirname, '..', 'scripts', 'engines');
@@ -17,15 +17,6 @@ const POSTGRES_BIN = '/usr/lib/postgresql/15/bin/initdb';
 
 function onPath(command: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => existsSync(path.join(dir, command)));
-}
-
-async function envFile(file: string): Promise<Record<string, string>> {
-  const values: Record<string, string> = {};
-  for (const line of (await readFile(file, 'utf8')).split('\n')) {
-    const at = line.indexOf('=');
-    if (at > 0) values[line.slice(0, at)] = line.slice(at + 1).trim();
-  }
-  return values;
 }
 
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {

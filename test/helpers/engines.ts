@@ -7,6 +7,7 @@
 // and under CI (CI=true) it fails instead.
 
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 
 export interface PostgresEngine {
   /** A role that may create databases and schemas, e.g. postgres://registry:registry@127.0.0.1:15432/registry. */
@@ -67,4 +68,14 @@ export function enginesMissing(suite: string, engines: readonly EngineName[]): b
 /** A name no other test uses: a schema, a database, a bucket or a key prefix of its own. */
 export function uniqueName(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+/** The NAME=value lines scripts/engines/*.sh write (postgres.env, rgw.env). */
+export async function envFile(file: string): Promise<Record<string, string>> {
+  const values: Record<string, string> = {};
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const at = line.indexOf('=');
+    if (at > 0) values[line.slice(0, at)] = line.slice(at + 1).trim();
+  }
+  return values;
 }

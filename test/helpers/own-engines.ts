@@ -3,23 +3,14 @@
 // Same scripts as the run's (scripts/engines/), in a temp dir of their own.
 
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { PostgresEngine, S3Engine } from './engines.js';
+import { envFile, type PostgresEngine, type S3Engine } from './engines.js';
 
 const run = promisify(execFile);
 const SCRIPTS = path.resolve(import.meta.dirname, '..', '..', 'scripts', 'engines');
-
-async function envFile(file: string): Promise<Record<string, string>> {
-  const values: Record<string, string> = {};
-  for (const line of (await readFile(file, 'utf8')).split('\n')) {
-    const at = line.indexOf('=');
-    if (at > 0) values[line.slice(0, at)] = line.slice(at + 1).trim();
-  }
-  return values;
-}
 
 export class OwnEngines {
   private constructor(
