@@ -6,6 +6,7 @@
 // Needs the compiled server (npm run build) and haproxy.
 
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from '../helpers/cluster.js';
 import { enginesMissing, postgresEngine, s3Engine } from '../helpers/engines.js';
@@ -71,12 +72,29 @@ describe.skipIf(missing)('a cluster whose database restarts', () => {
     }
     const refused = await fetch(`${cluster.url}/v2/faults/db/manifests/before`, { method: 'PUT', headers: { 'content-type': OCI_MANIFEST }, body: before.manifest });
     expect(refused.status).toBe(503);
+    // Down for longer than a node waits between reconnects of its presence (5 s), so that a
+    // reconnect refused while the database is down has to be retried.
+    await sleep(7000);
     await engines.startPostgres();
     await waitFor(async () => (await Promise.all([0, 1, 2].map(async (n) => (await fetch(`${cluster.nodeUrl(n)}/readyz`)).status === 200))).every(Boolean), {
       what: 'every node ready again',
       timeoutMs: 30_000,
     });
+    // The balancer took the nodes out while they were not ready; it puts them back on its next checks.
+    await waitFor(async () => (await fetch(`${cluster.url}/readyz`)).status === 200, { what: 'the balancer serving again', timeoutMs: 20_000 });
     await expectImage(cluster.url, 'faults/db', 'before', before);
+    // Each node is visible again to repair tools (fsck --repair, gc --root refuse while it is).
+    const presences = async (): Promise<number> => {
+      const client = new pg.Client({ connectionString: engines.postgres!.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1', [`stowage-node:${cluster.schema}:%`]);
+        return rows[0]!.n;
+      } finally {
+        await client.end();
+      }
+    };
+    await waitFor(async () => (await presences()) === 3, { what: 'three node presences after the restart', timeoutMs: 20_000, detail: async () => String(await presences()) });
     const after = await pushImage(cluster.url, 'faults/db', 'after');
     for (let node = 0; node < 3; node++) await expectImage(cluster.nodeUrl(node), 'faults/db', 'after', after);
   }, 120_000);

@@ -80,6 +80,11 @@ export class TestCluster {
     }
   }
 
+  /** The PostgreSQL schema holding this cluster's index. */
+  get schema(): string {
+    return this.env.STOWAGE_STORAGE_INDEX_POSTGRES_SCHEMA!;
+  }
+
   nodeUrl(i: number): string {
     return `http://127.0.0.1:${this.ports[i]}`;
   }

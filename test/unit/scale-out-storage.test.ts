@@ -2,10 +2,12 @@
 // PostgreSQL on the run's database): GC's shared suite over it, and the services around the
 // index and the blobs that nodes share (readiness, presence for repair tools, secrets).
 
+import { DeleteBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import type { StorageConfig } from '../../src/config/storage-config.js';
 import { openStorage } from '../../src/store/open-storage.js';
+import { S3Bucket } from '../../src/store/s3/s3-bucket.js';
 import { enginesMissing, postgresEngine, s3Engine, uniqueName } from '../helpers/engines.js';
 import { dropSchema } from '../helpers/pg-schema.js';
 import { TestBucket } from '../helpers/s3-buckets.js';
@@ -74,9 +76,11 @@ describe.skipIf(missing)('scale-out storage', () => {
       await a.close();
       await b.close();
       await dropSchema(schema);
-      const ownBucket = new TestBucket();
-      Object.defineProperty(ownBucket, 'name', { value: own });
-      await ownBucket.emptyPrefix('');
+      // The bucket openStorage made: emptied and removed like the suite's own.
+      const made = new S3Bucket({ ...s3Engine()!, bucket: own, forcePathStyle: true });
+      await made.deletePrefix('');
+      await made.call(() => made.client.send(new DeleteBucketCommand({ Bucket: own })));
+      made.client.destroy();
     }
   });
 });

@@ -21,27 +21,35 @@ export async function claimPresence(url: string, schema: string): Promise<() => 
   let client: pg.Client | undefined;
   let released = false;
   let timer: NodeJS.Timeout | undefined;
+  // Every way of losing the session (a restart ending it, a connect refused while the
+  // database is still down) comes here, so the node keeps trying for as long as it runs.
+  const retry = (): void => {
+    if (released) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void connect().catch(retry), RECONNECT_MS);
+  };
   const connect = async (): Promise<void> => {
     const next = new pg.Client({ connectionString: url, application_name: name, keepAlive: true, connectionTimeoutMillis: 10_000 });
-    // A session the server ends (a restart) reports here; the node stays up and reconnects.
     next.on('error', () => undefined);
     next.on('end', () => {
-      if (!released) timer = setTimeout(() => void connect().catch(() => undefined), RECONNECT_MS);
+      if (client === next) retry();
     });
     await next.connect();
+    if (released) {
+      await next.end().catch(() => undefined);
+      return;
+    }
     client = next;
   };
-  try {
-    await connect();
-  } catch {
-    // The index opened a moment ago; should this one connection fail, the server still starts
-    // and keeps trying. Until it connects, repair tools would not see it.
-    timer = setTimeout(() => void connect().catch(() => undefined), RECONNECT_MS);
-  }
+  // Should this one connection fail at start (the index opened a moment ago), the server
+  // still starts and keeps trying; until it connects, repair tools would not see it.
+  await connect().catch(retry);
   return async () => {
     released = true;
     clearTimeout(timer);
-    await client?.end().catch(() => undefined);
+    const last = client;
+    client = undefined;
+    await last?.end().catch(() => undefined);
   };
 }
 
