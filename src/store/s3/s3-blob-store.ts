@@ -1,10 +1,11 @@
 // The blob store on an S3-compatible object store (Ceph RGW, MinIO, AWS S3), in
 // Distribution's layout (paths.ts, as object keys under an optional key prefix).
 //
-// Blobs are one object each, written whole (PutObject) or assembled on the store's side
-// from an upload's segments (commitUpload). An upload's data is a run of immutable segment
-// objects (s3-segments.ts) that the appender cuts so that each full segment can be one part
-// of the commit's multipart copy (s3-appender.ts); hash states are objects of their own,
+// Blobs are one object each, written whole (PutObject) or placed from an upload's data
+// (commitUpload). An upload's data is its own multipart upload of full parts (s3-parts.ts)
+// followed by a tail of small immutable segment objects (s3-segments.ts), as the appender
+// cuts them (s3-appender.ts): a commit completes the multipart upload with the tail as its
+// last part and copies the result by one CopyObject. Hash states are objects of their own,
 // written only once the data they describe is. Any process can resume an upload from its
 // objects alone: nothing about an upload lives in one server's memory or disk.
 
@@ -19,7 +20,8 @@ import { missingObject } from './s3-bucket.js';
 import { S3BlobTree } from './s3-blob-tree.js';
 import { commitParts } from './s3-commit.js';
 import { assembleObject, copyObject } from './s3-multipart.js';
-import { cutSegments, layoutOf, listUpload, type Segment, type UploadKeys } from './s3-segments.js';
+import { completeParts, loadParts, parseMarker, uploadPart, type UploadParts } from './s3-parts.js';
+import { cutSegments, layoutOf, listUpload, type Piece, type UploadKeys, type UploadObjects } from './s3-segments.js';
 
 export type { S3BlobStoreOptions } from './s3-blob-tree.js';
 
@@ -77,18 +79,25 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
     const keys = this.uploadKeys(repo, id);
     const found = await listUpload(this.bucket, keys);
     if (!found.exists) throw missingObject(keys.startedAt);
-    const layout = layoutOf(found.segments);
+    const parts = await this.partsOf(keys, found);
+    const layout = layoutOf(found.segments, parts, offset);
     if (layout.end < offset) throw new StorageError('UPLOAD_DATA_SHORT', `upload ${id} holds ${layout.end} bytes, not the ${offset} it resumes at`);
     // Bytes past the durable point were never acknowledged: they go before anything is added.
-    const kept = await cutSegments(this.bucket, layout, offset);
-    return new S3UploadAppender(this.bucket, keys, this.partSizeBytes, offset, trailingRun(kept, this.partSizeBytes));
+    const kept = await cutSegments(this.bucket, keys, layout, offset, parts);
+    const partSize = parts?.partSize ?? this.partSizeBytes;
+    return new S3UploadAppender(this.bucket, keys, partSize, offset, trailingRun(kept, partSize), parts);
   }
 
   readUploadData(repo: string, id: string, range: ByteRange): Readable {
     const keys = this.uploadKeys(repo, id);
     const bucket = this.bucket;
+    const seal = (found: UploadObjects) => this.sealParts(keys, found, range.end + 1);
     async function* read(): AsyncGenerator<Buffer> {
-      const { live } = layoutOf((await listUpload(bucket, keys)).segments);
+      // Parts cannot be read back: the multipart upload is completed first (the data then
+      // continues as segment objects), which only hashing with another algorithm needs.
+      let found = await listUpload(bucket, keys);
+      if (await seal(found)) found = await listUpload(bucket, keys);
+      const { live } = layoutOf(found.segments);
       for (const segment of live) {
         const first = Math.max(range.start, segment.start);
         const last = Math.min(range.end, segment.start + segment.size - 1);
@@ -114,9 +123,15 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
     await this.bucket.call(() =>
       this.bucket.client.send(new PutObjectCommand({ Bucket: this.bucket.name, Key: key, Body: state, ContentLength: state.byteLength })),
     );
-    // Older states are only needed until the new one is durable, which it now is.
-    const older: string[] = [];
-    for await (const object of this.bucket.list(keys.statesPrefix(algorithm))) if (object.key !== key) older.push(object.key);
+    // Older states are only needed until the new one is durable, which it now is; so are
+    // small segments that full parts below `offset` repeat (kept for a recovery before them).
+    const found = await listUpload(this.bucket, keys, algorithm);
+    const older = found.states.filter((state) => state.key !== key).map((state) => state.key);
+    const marker = found.markers.length > 0 ? parseMarker(keys, [...found.markers].sort()[0]) : undefined;
+    if (marker !== undefined) {
+      const covered = Math.floor(offset / marker.partSize) * marker.partSize;
+      for (const segment of found.segments) if (segment.size < marker.partSize && segment.start + segment.size <= covered) older.push(segment.key);
+    }
     await this.bucket.deleteKeys(older);
   }
 
@@ -125,7 +140,7 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
     const found = await this.lastDurableState(keys, algorithm, isValidState);
     // As the filesystem store recreates a missing data file: the session goes on, empty.
     if (!found.exists) await this.bucket.put(keys.startedAt, Buffer.from(new Date().toISOString()));
-    await cutSegments(this.bucket, found.layout, found.recovered.offset);
+    await cutSegments(this.bucket, keys, found.layout, found.recovered.offset, found.parts);
     const stale = found.states.filter((state) => state.offset !== found.recovered.offset || found.recovered.state === undefined);
     await this.bucket.deleteKeys(stale.map((state) => state.key));
     return found.recovered;
@@ -138,8 +153,9 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
   /** The newest valid hash state within the data, and what recovery needs to cut back to it. Reads no data. */
   private async lastDurableState(keys: UploadKeys, algorithm: DigestAlgorithm, isValidState: StateValidator) {
     const found = await listUpload(this.bucket, keys, algorithm);
-    const layout = layoutOf(found.segments);
-    const candidates = found.states.filter((state) => state.offset <= layout.end).sort((a, b) => b.offset - a.offset);
+    const parts = await this.partsOf(keys, found);
+    // Each candidate is checked against the data walked to its own offset: parts count only within it.
+    const candidates = found.states.filter((state) => layoutOf(found.segments, parts, state.offset).end >= state.offset).sort((a, b) => b.offset - a.offset);
     let recovered: RecoveredUpload = { offset: 0, state: undefined };
     for (const candidate of candidates) {
       const state = await this.bucket.getBuffer(candidate.key).catch((error: unknown) => {
@@ -151,19 +167,22 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
         break;
       }
     }
-    return { exists: found.exists, layout, states: found.states, recovered };
+    const layout = layoutOf(found.segments, parts, recovered.offset);
+    return { exists: found.exists, layout, parts, states: found.states, recovered };
   }
 
   async commitUpload(repo: string, id: string, digest: string): Promise<void> {
     const keys = this.uploadKeys(repo, id);
     const target = this.keys.blobData(digest);
-    const found = await listUpload(this.bucket, keys);
-    const { live, end } = layoutOf(found.segments);
+    let found = await listUpload(this.bucket, keys);
     const existing = await this.bucket.head(target);
+    const parts = existing !== undefined && !found.exists ? undefined : await this.partsOf(keys, found);
     // Already there: another upload of the same content, or a retry of this commit whose
     // index transaction failed after the data had been placed. Content is addressed by digest.
-    if (existing !== undefined && (existing.size === end || !found.exists)) return;
+    if (existing !== undefined && (!found.exists || existing.size === layoutOf(found.segments, parts).end)) return;
     if (!found.exists) throw missingObject(keys.startedAt);
+    if (parts !== undefined && (await this.sealParts(keys, found, Infinity, parts))) found = await listUpload(this.bucket, keys);
+    const { live, end } = layoutOf(found.segments);
     if (live.length === 0) {
       await this.bucket.put(target, Buffer.alloc(0));
     } else if (live.length === 1) {
@@ -180,7 +199,53 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
   }
 
   async removeUpload(repo: string, id: string): Promise<void> {
-    await this.bucket.deletePrefix(this.uploadKeys(repo, id).prefix);
+    const keys = this.uploadKeys(repo, id);
+    // The multipart upload first: once its marker is gone, only strayFiles would find it.
+    for await (const upload of this.bucket.multipartUploads(keys.dataPrefix)) await this.bucket.abortMultipart(upload.key, upload.uploadId);
+    await this.bucket.deletePrefix(keys.prefix);
+  }
+
+  /** The upload's parts, if it has a multipart upload; a completed one's marker is removed (it goes on with objects). */
+  private async partsOf(keys: UploadKeys, found: UploadObjects): Promise<UploadParts | undefined> {
+    const parts = await loadParts(this.bucket, keys, found.markers);
+    if (parts !== undefined && !parts.alive) await this.bucket.deleteKeys(found.markers);
+    return parts?.alive ? parts : undefined;
+  }
+
+  /**
+   * Completes the upload's multipart upload with its parts and the segments after them (sent
+   * as the last parts), when it has one: the data up to `limit` (its end without one) is then
+   * the one object at the first segment key. False when there was nothing to complete.
+   */
+  private async sealParts(keys: UploadKeys, found: UploadObjects, limit = Infinity, known?: UploadParts): Promise<boolean> {
+    const parts = known ?? (await this.partsOf(keys, found));
+    if (parts === undefined) return false;
+    const { live } = layoutOf(found.segments, parts, limit);
+    const first = live.findIndex((piece) => piece.part === undefined);
+    const used = (first < 0 ? live : live.slice(0, first)) as (Piece & { part: number })[];
+    if (used.length === 0) return false;
+    const tail = first < 0 ? [] : live.slice(first);
+    if (tail.some((piece) => piece.part !== undefined)) throw new Error(`the data of ${keys.prefix} mixes parts and segments`);
+    const numbers = used.map((piece) => piece.part);
+    // The tail (under a part in every history the appender makes) goes as parts of the part size.
+    let next = numbers[numbers.length - 1] + 1;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const send = async (): Promise<void> => {
+      await uploadPart(this.bucket, keys, parts, next, Buffer.concat(pending));
+      numbers.push(next++);
+      pending = [];
+      pendingBytes = 0;
+    };
+    for (const segment of tail) {
+      const bytes = await this.bucket.getBuffer(segment.key);
+      pending.push(bytes);
+      pendingBytes += bytes.length;
+      if (pendingBytes >= parts.partSize) await send();
+    }
+    if (pendingBytes > 0) await send();
+    await completeParts(this.bucket, keys, parts, numbers);
+    return true;
   }
 
   uploadActivity(repo: string, id: string): Promise<number | undefined> {
@@ -192,9 +257,9 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
  * The segments at the end that the appender may merge into its next full segment: small
  * ones (under a part each), adding up to under a part.
  */
-function trailingRun(segments: readonly Segment[], partSizeBytes: number): Segment[] {
+function trailingRun(pieces: readonly Piece[], partSizeBytes: number): Piece[] {
   let total = 0;
-  let first = segments.length;
-  while (first > 0 && total + segments[first - 1].size < partSizeBytes) total += segments[--first].size;
-  return segments.slice(first);
+  let first = pieces.length;
+  while (first > 0 && pieces[first - 1].part === undefined && total + pieces[first - 1].size < partSizeBytes) total += pieces[--first].size;
+  return pieces.slice(first);
 }

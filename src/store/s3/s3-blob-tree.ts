@@ -128,8 +128,18 @@ export abstract class S3BlobTree implements CheckableBlobStore, Omit<Collectable
   async *strayFiles(): AsyncGenerator<string> {
     const before = Date.now() - this.strayAgeMs;
     for await (const upload of this.bucket.multipartUploads(this.strayPrefix())) {
-      if (upload.initiatedMs <= before) yield `${this.bucket.describe(upload.key)}?uploadId=${encodeURIComponent(upload.uploadId)}`;
+      if (upload.initiatedMs > before || (await this.isUploadsOwnParts(upload.key, upload.uploadId))) continue;
+      yield `${this.bucket.describe(upload.key)}?uploadId=${encodeURIComponent(upload.uploadId)}`;
     }
+  }
+
+  /** Whether a multipart upload is an upload session's parts (s3-parts.ts), which its marker names while the session lives. */
+  private async isUploadsOwnParts(key: string, uploadId: string): Promise<boolean> {
+    const match = /^(.*)\/data\/0{20}$/.exec(key);
+    if (!match) return false;
+    const suffix = `-${encodeURIComponent(uploadId)}`;
+    for await (const object of this.bucket.list(`${match[1]}/parts/`)) if (object.key.endsWith(suffix)) return true;
+    return false;
   }
 
   async removeStray(where: string): Promise<void> {

@@ -80,6 +80,10 @@ export class S3Bucket {
         httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
         httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
         connectionTimeout: 10_000,
+        // A store that stops answering (a full Ceph OSD blocks writes without a word) must
+        // fail the request, not hold it and its client forever. Idle time, not total: the
+        // slowest legitimate request here, a server-side copy of a 5 GiB range, keeps sending.
+        requestTimeout: 60_000,
       }),
       // Checksums only where the API demands them: RGW and other S3-compatible stores do
       // not all accept the SDK's default flexible-checksum trailers. Data integrity is the
