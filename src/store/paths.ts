@@ -20,7 +20,9 @@
 //
 // The same layout names an S3 bucket's keys (`objectKeys`, store/s3/), under a key prefix
 // rather than a directory. There an upload's `data` is a key prefix, not one object: objects
-// are immutable, so its bytes are segment objects `data/<20-digit start offset>` (s3-segments.ts).
+// are immutable, so its bytes are segment objects `data/<20-digit start offset>` (s3-segments.ts)
+// and the parts of a multipart upload onto `data/<20 zeros>`, which a marker object
+// `parts/<part size>-<multipart upload id>` names (s3-parts.ts).
 
 import path from 'node:path';
 import type { SecretName } from './secret-store.js';

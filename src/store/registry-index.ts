@@ -178,6 +178,8 @@ export interface RegistryIndex {
   commitImport(batches: ImportBatch[], reservation?: Reservation): Promise<PutManifestResult>;
   getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repo: string, tag: string): Promise<string | undefined>;
+  /** The manifest `tag` points at, in one read (a pull by tag is this request; on PostgreSQL one statement). */
+  getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined>;
   /** Removes the manifest, every tag pointing at it, its referrer entry and its references. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
   deleteTag(repo: string, tag: string): Promise<boolean>;

@@ -138,8 +138,8 @@ function acceptable(mediaType: string, accepted: string[]): boolean {
 }
 
 async function findManifest(ctx: RegistryContext, name: string, reference: ManifestReference): Promise<ManifestRecord> {
-  const digest = reference.tag === undefined ? reference.digest.value : await ctx.index.resolveTag(name, reference.tag);
-  const record = digest === undefined ? undefined : await ctx.index.getManifest(name, digest);
+  const record =
+    reference.tag === undefined ? await ctx.index.getManifest(name, reference.digest.value) : await ctx.index.getTaggedManifest(name, reference.tag);
   if (!record) throw errors.manifestUnknown(referenceText(reference));
   return record;
 }

@@ -200,6 +200,11 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
     return this.tags.get([repo, tag]);
   }
 
+  async getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
+    const digest = this.tags.get([repo, tag]);
+    return digest === undefined ? undefined : this.manifests.get([repo, digest]);
+  }
+
   deleteManifest(repo: string, digest: string): Promise<boolean> {
     return this.env.transaction(() => {
       const record = this.manifests.get([repo, digest]);

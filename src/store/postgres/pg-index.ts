@@ -197,6 +197,15 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     return rows.length === 0 ? undefined : manifestRecord(rows[0]);
   }
 
+  async getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
+    const columns = MANIFEST_COLUMNS.split(', ').map((column) => `m.${column}`).join(', ');
+    const { rows } = await this.db.query<ManifestRow>(
+      `SELECT ${columns} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 AND t.tag = $2`,
+      [repo, tag],
+    );
+    return rows.length === 0 ? undefined : manifestRecord(rows[0]);
+  }
+
   async resolveTag(repo: string, tag: string): Promise<string | undefined> {
     const { rows } = await this.db.query<{ digest: string }>('SELECT digest FROM tags WHERE repo = $1 AND tag = $2', [repo, tag]);
     return rows[0]?.digest;

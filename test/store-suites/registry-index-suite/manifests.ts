@@ -38,6 +38,11 @@ export function manifestTests(ctx: SuiteContext): void {
       expect(Buffer.from(stored!.content!)).toEqual(content);
       expect(await ctx.index.getManifest('other', d('m'))).toBeUndefined();
       expect(await ctx.index.resolveTag('r', 'v1')).toBe(d('m'));
+      const tagged = await ctx.index.getTaggedManifest('r', 'v1');
+      expect({ ...tagged, content: undefined }).toEqual({ ...record, content: undefined });
+      expect(Buffer.from(tagged!.content!)).toEqual(content);
+      expect(await ctx.index.getTaggedManifest('r', 'v2')).toBeUndefined();
+      expect(await ctx.index.getTaggedManifest('other', 'v1')).toBeUndefined();
       expect(await ctx.index.getBlob(d('m'))).toEqual({ size: 500 });
       expect(await ctx.index.referencesTo(d('m'))).toEqual([{ repo: 'r', kind: 'revision' }]);
       expect(sortedRefs(await ctx.index.referencesTo(d('c')))).toEqual([
@@ -55,6 +60,7 @@ export function manifestTests(ctx: SuiteContext): void {
       await ctx.index.putManifest('r', manifest(d('1')), 'b');
       expect(await ctx.index.putManifest('r', manifest(d('2')), ['a', 'b', 'c'])).toEqual({ ok: true });
       for (const tag of ['a', 'b', 'c']) expect(await ctx.index.resolveTag('r', tag)).toBe(d('2'));
+      expect((await ctx.index.getTaggedManifest('r', 'b'))?.digest).toBe(d('2'));
       // 'b' moved: deleting its old manifest leaves it alone.
       expect(await ctx.index.deleteManifest('r', d('1'))).toBe(true);
       expect(await ctx.index.listTags('r')).toEqual(['a', 'b', 'c']);
