@@ -6,7 +6,8 @@ export type UploadErrorKind =
   | 'busy' // another request is writing to this session
   | 'size' // the body's length disagrees with what the request declared
   | 'digest' // the content does not hash to the digest given
-  | 'limit'; // too many sessions in progress (limits.maxUploads)
+  | 'limit' // too many sessions in progress (limits.maxUploads)
+  | 'too-large'; // the upload would outgrow what its blob store can commit (BlobStore.maxUploadBytes)
 
 export class UploadError extends Error {
   constructor(

@@ -21,7 +21,7 @@ import { SessionLock } from './session-lock.js';
 import { UploadError } from './upload-errors.js';
 import { UploadSessions } from './upload-sessions.js';
 import type { ActiveUpload, AppendRequest, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
-import { appendBody, type HashedOffset } from './upload-writer.js';
+import { appendBody, tooLarge, type HashedOffset } from './upload-writer.js';
 
 export type { AppendRequest, ChunkRange, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
 export { RETRY_AFTER_SECONDS } from './upload-types.js';
@@ -212,6 +212,8 @@ export class UploadService {
       }
       expectedLength = declared;
     }
+    const maxLength = (this.blobs.maxUploadBytes ?? Infinity) - upload.durable.offset;
+    if (expectedLength !== undefined && expectedLength > maxLength) throw tooLarge(upload.durable.offset, maxLength);
     const data = await this.blobs.openUploadAppender(upload.repo, upload.id, upload.durable.offset);
     const startOffset = upload.durable.offset;
     try {
@@ -222,6 +224,7 @@ export class UploadService {
         from: upload.durable,
         body: lease.guard(request.body),
         expectedLength,
+        maxLength,
         persist: async (point, dataDurable) => {
           lease.check();
           await this.blobs.writeHashState(upload.repo, upload.id, upload.algorithm, point.offset, point.state, dataDurable);

@@ -39,6 +39,8 @@ export interface AppendBodyOptions {
   body: AsyncIterable<Uint8Array>;
   /** The exact byte count the request declared, when it declared one. */
   expectedLength?: number;
+  /** The most bytes the body may add (the store's maximum upload, less what it holds). */
+  maxLength?: number;
   /**
    * Persists a hash state. `dataDurable` settles once the data up to the state's offset is
    * synced: the state may be prepared meanwhile but must not become the durable point before
@@ -50,7 +52,7 @@ export interface AppendBodyOptions {
 }
 
 export async function appendBody(options: AppendBodyOptions): Promise<HashedOffset> {
-  const { data, pool, algorithm, body, expectedLength } = options;
+  const { data, pool, algorithm, body, expectedLength, maxLength = Infinity } = options;
   const batches = options.batches ?? sharedBatches;
   let position = options.from.offset;
   let hashed: Promise<HashedOffset> = Promise.resolve(options.from);
@@ -156,6 +158,7 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
       if (expectedLength !== undefined && received > expectedLength) {
         throw new UploadError('size', 'request body is longer than declared', { expected: expectedLength });
       }
+      if (received > maxLength) throw tooLarge(options.from.offset, maxLength);
       for (let at = 0; at < chunk.length; ) {
         filling ??= await batches.acquire();
         const take = Math.min(chunk.length - at, filling.length - filled);
@@ -187,4 +190,9 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
   }
   if (received === 0) return options.from;
   return checkpoint();
+}
+
+export function tooLarge(offset: number, maxLength: number): UploadError {
+  const limit = offset + maxLength;
+  return new UploadError('too-large', `the upload would pass ${limit} bytes, the most this registry's blob store can commit`, { limit });
 }

@@ -20,6 +20,10 @@ export function toApiError(error: unknown): ApiError | undefined {
       return new ApiError('SIZE_INVALID', error.detail, { message: error.message });
     case 'digest':
       return new ApiError('DIGEST_INVALID', error.detail, { message: error.message });
+    // Not a length that disagrees (SIZE_INVALID) but an upload the store cannot hold: the
+    // request as sent cannot succeed, and 413 says why to a client that shows the status.
+    case 'too-large':
+      return new ApiError('BLOB_UPLOAD_INVALID', error.detail, { status: 413, message: error.message });
     case 'limit':
       return new ApiError('TOOMANYREQUESTS', error.detail, {
         message: error.message,

@@ -49,6 +49,12 @@ export interface BlobStore {
    */
   readonly chunkMinLength?: number;
   /**
+   * The largest upload the store can commit (an object store's part size times its part
+   * limit); undefined: no limit of its own. Bytes past it are refused as they arrive, not
+   * after the whole layer was sent.
+   */
+  readonly maxUploadBytes?: number;
+  /**
    * Where a client can fetch the blob itself for the next `ttlSeconds` (a presigned URL of
    * the object store), when the store is configured to send pulls there; undefined to serve
    * the bytes through the registry.

@@ -19,7 +19,7 @@ import { S3BlobReader } from './s3-blob-reader.js';
 import { missingObject } from './s3-bucket.js';
 import { S3BlobTree } from './s3-blob-tree.js';
 import { commitParts } from './s3-commit.js';
-import { assembleObject, copyObject } from './s3-multipart.js';
+import { assembleObject, copyObject, MAX_PARTS } from './s3-multipart.js';
 import { completeParts, loadParts, parseMarker, uploadPart, type UploadParts } from './s3-parts.js';
 import { cutSegments, layoutOf, listUpload, type Piece, type UploadKeys, type UploadObjects } from './s3-segments.js';
 
@@ -27,6 +27,8 @@ export type { S3BlobStoreOptions } from './s3-blob-tree.js';
 
 /** Streams hand out chunks of about this size (a GET's body arrives in smaller ones). */
 const READ_HIGH_WATER = 1024 * 1024;
+
+const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
 
 type StateValidator = (state: Uint8Array, offset: number) => boolean;
 
@@ -37,6 +39,14 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
    */
   get chunkMinLength(): number {
     return this.partSizeBytes;
+  }
+
+  /**
+   * S3's limits: parts of the part size, at most 10,000 of them, and 5 TiB an object. Bytes
+   * past it would fail the commit after the whole layer was sent; they are refused instead.
+   */
+  get maxUploadBytes(): number {
+    return Math.min(this.partSizeBytes * Math.min(this.options.maxUploadParts ?? MAX_PARTS, MAX_PARTS), MAX_OBJECT_BYTES);
   }
 
   blobLocation?: (digest: string, ttlSeconds: number) => Promise<string | undefined> = this.options.redirect

@@ -20,6 +20,8 @@ export interface S3BlobStoreOptions extends S3ConnectionOptions {
   partSizeBytes?: number;
   /** Past this size a whole-object copy is a multipart copy of ranges, not one CopyObject (default 5 GiB, S3's limit). */
   copyThresholdBytes?: number;
+  /** Parts one upload may have (default S3's 10,000): with the part size, the largest upload taken. Lowered by tests to cross it. */
+  maxUploadParts?: number;
   /**
    * How old a multipart upload must be before strayFiles names it (default an hour): younger
    * ones may be a commit or a cut still running on a live server.
