@@ -3,10 +3,13 @@
 // once Node has handed it to the kernel. Against fastify piping a fs.ReadStream (a fresh
 // buffer per read, two stream layers), this sends about 1.5x faster on one connection for
 // less CPU (measured: 2.4 vs 1.6 GB/s on the bench machine). Backpressure is the write
-// callbacks: at most SEND_DEPTH buffers are in flight per response.
+// callbacks: at most SEND_DEPTH buffers are in flight per response. A store whose bytes come
+// from the network (S3) hands its own buffers over instead, and they are written as they come
+// (pulls measured 330-510 MB/s copied into read buffers, 525-605 MB/s sent as they come, one
+// node on RGW, same run).
 
 import type { FastifyReply } from 'fastify';
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { BlobReader } from '../store/blob-store.js';
 
 const SEND_BUFFER_BYTES = 1024 * 1024;
@@ -35,6 +38,11 @@ export async function sendBlob(reply: FastifyReply, reader: BlobReader, start: n
   let inFlight = 0;
   try {
     res.writeHead(reply.statusCode, headersOf(reply));
+    if (reader.chunks) {
+      await sendChunks(res, reader.chunks(start, end), end + 1 - start, () => closed, (resolve) => (wake = resolve));
+      if (!closed) res.end();
+      return;
+    }
     for (let position = start; position <= end && !closed; ) {
       while (inFlight >= SEND_DEPTH && !closed) await new Promise<void>((resolve) => (wake = resolve));
       if (closed) break;
@@ -59,6 +67,43 @@ export async function sendBlob(reply: FastifyReply, reader: BlobReader, start: n
     res.removeListener('close', onClose);
     await reader.close().catch(() => undefined);
   }
+}
+
+/**
+ * Writes the store's own buffers as they come, a batch of them per writev (corked), waiting
+ * for the socket to drain when it holds more than SEND_DEPTH read buffers' worth.
+ */
+async function sendChunks(
+  res: ServerResponse,
+  chunks: AsyncIterable<Buffer>,
+  length: number,
+  isClosed: () => boolean,
+  sleep: (wake: () => void) => void,
+): Promise<void> {
+  let sent = 0;
+  let corked = 0;
+  for await (const chunk of chunks) {
+    if (isClosed()) return;
+    if (corked === 0) res.cork();
+    corked += chunk.length;
+    sent += chunk.length;
+    const room = res.write(chunk);
+    if (corked >= SEND_BUFFER_BYTES || !room) {
+      res.uncork();
+      corked = 0;
+    }
+    while (res.writableLength >= SEND_DEPTH * SEND_BUFFER_BYTES && !isClosed()) {
+      let drained = (): void => undefined;
+      await new Promise<void>((resolve) => {
+        drained = resolve;
+        sleep(resolve);
+        res.once('drain', resolve);
+      });
+      res.off('drain', drained);
+    }
+  }
+  if (corked > 0) res.uncork();
+  if (sent !== length && !isClosed()) throw new Error(`blob ended after ${sent} bytes, expected ${length}`);
 }
 
 function headersOf(reply: FastifyReply): OutgoingHttpHeaders {

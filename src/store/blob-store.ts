@@ -39,6 +39,12 @@ export interface RecoveredUpload {
 export interface BlobReader {
   /** Reads into `buffer` from `position`; the byte count (0 at the end). */
   read(buffer: Buffer, position: number): Promise<number>;
+  /**
+   * Bytes [start, end] (inclusive) as the store hands them over, in buffers the caller may
+   * keep: for a store whose bytes arrive from the network anyway, sending them as they come
+   * saves copying each into a read buffer.
+   */
+  chunks?(start: number, end: number): AsyncIterable<Buffer>;
   close(): Promise<void>;
 }
 

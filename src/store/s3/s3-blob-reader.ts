@@ -39,6 +39,10 @@ export class S3BlobReader implements BlobReader {
     return count;
   }
 
+  chunks(start: number, end: number): AsyncIterable<Buffer> {
+    return this.bucket.get(this.key, { start, end });
+  }
+
   async close(): Promise<void> {
     await this.body?.return(undefined);
     this.body = undefined;
