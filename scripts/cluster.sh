@@ -101,32 +101,8 @@ for i in $(seq 1 "$NODES"); do
 done
 
 LB_PORT=$(free_port)
-{
-  cat <<EOF
-global
-  maxconn 4096
-  # A push by digest may answer with a header per tag (up to 100): above HAProxy's default of 101.
-  tune.http.maxhdr 1024
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 10m
-  timeout server 10m
-  timeout http-request 60s
-  # A node that refuses the connection (killed, restarting) costs the request nothing.
-  retries 3
-  option redispatch
-frontend registry
-  bind 127.0.0.1:$LB_PORT
-  default_backend nodes
-backend nodes
-  # Round robin per request: consecutive requests of one upload land on different nodes.
-  balance roundrobin
-  option httpchk GET /readyz
-  default-server check inter 1s fall 2 rise 1
-EOF
-  for i in $(seq 1 "$NODES"); do echo "  server node$i 127.0.0.1:$(cat "$DIR/node-$i/port")"; done
-} > "$DIR/haproxy.cfg"
+sed -e "s|@BIND@|127.0.0.1:$LB_PORT|" -e "s|@CHECK@|/readyz|" -e '/^@SERVERS@$/d' "$PROJECT/scripts/haproxy.cfg.in" > "$DIR/haproxy.cfg"
+for i in $(seq 1 "$NODES"); do echo "  server node$i 127.0.0.1:$(cat "$DIR/node-$i/port")" >> "$DIR/haproxy.cfg"; done
 
 for url in "${urls[@]}"; do wait_http "$url/v2/" 90 || die "a node did not answer at $url (logs: $DIR/node-*/node.log)"; done
 haproxy -f "$DIR/haproxy.cfg" -D -p "$DIR/haproxy.pid" || die "haproxy did not start"

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../servers.js';
+import { balancerConfig } from './balancer-config.js';
 import { createBucket, type Engines } from './engines.js';
 
 export interface ScaleSpec {
@@ -124,27 +125,7 @@ async function startBalancer(dir: string, kind: ScaleSpec['kind'], ports: number
   const file = path.join(dir, `haproxy-${port}.cfg`);
   // Distribution has no readiness endpoint; its /v2/ answers 200 without touching storage.
   const check = kind === 'stowage' ? '/readyz' : '/v2/';
-  const lines = [
-    'global',
-    '  maxconn 4096',
-    '  tune.http.maxhdr 1024',
-    'defaults',
-    '  mode http',
-    '  timeout connect 5s',
-    '  timeout client 10m',
-    '  timeout server 10m',
-    '  timeout http-request 60s',
-    'frontend registry',
-    `  bind 127.0.0.1:${port}`,
-    '  default_backend nodes',
-    'backend nodes',
-    '  balance roundrobin',
-    `  option httpchk GET ${check}`,
-    '  default-server check inter 1s fall 2 rise 1',
-    ...ports.map((p, i) => `  server node${i + 1} 127.0.0.1:${p}`),
-    '',
-  ];
-  await writeFile(file, lines.join('\n'));
+  await writeFile(file, await balancerConfig(`127.0.0.1:${port}`, check, ports));
   // -db: foreground, a child of ours, gone with a kill.
   const child = track(spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] }));
   const url = `http://127.0.0.1:${port}`;

@@ -12,6 +12,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { postgresEngine, s3Engine, uniqueName, type PostgresEngine, type S3Engine } from './engines.js';
 import { waitFor } from './poll.js';
+import { balancerConfig } from '../../bench/scaleout/balancer-config.js';
 import { freePort } from './registry.js';
 import { ServerProcess } from './server-process.js';
 
@@ -117,34 +118,7 @@ async function startNode(dir: string, i: number, port: number, env: NodeJS.Proce
 
 async function startBalancer(dir: string, port: number, nodePorts: number[]): Promise<ChildProcess> {
   const config = path.join(dir, 'haproxy.cfg');
-  await writeFile(
-    config,
-    [
-      'global',
-      '  maxconn 4096',
-      // A push by digest may answer with a header per tag (up to 100): above HAProxy's default of 101 headers.
-      '  tune.http.maxhdr 1024',
-      'defaults',
-      '  mode http',
-      '  timeout connect 5s',
-      '  timeout client 10m',
-      '  timeout server 10m',
-      '  timeout http-request 60s',
-      // A node that refuses the connection (killed, restarting) costs the request nothing:
-      // HAProxy tries another one.
-      '  retries 3',
-      '  option redispatch',
-      'frontend registry',
-      `  bind 127.0.0.1:${port}`,
-      '  default_backend nodes',
-      'backend nodes',
-      '  balance roundrobin',
-      '  option httpchk GET /readyz',
-      '  default-server check inter 1s fall 3 rise 1',
-      ...nodePorts.map((p, i) => `  server node${i} 127.0.0.1:${p}`),
-      '',
-    ].join('\n'),
-  );
+  await writeFile(config, await balancerConfig(`127.0.0.1:${port}`, '/readyz', nodePorts));
   const log: string[] = [];
   // -db: in the foreground, so this process owns it and a kill stops it.
   const child = spawn('haproxy', ['-db', '-f', config], { stdio: ['ignore', 'pipe', 'pipe'] });
