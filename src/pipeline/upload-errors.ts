@@ -18,3 +18,9 @@ export class UploadError extends Error {
     super(message);
   }
 }
+
+/** The refusal of bytes past `offset + maxLength`, the most the blob store can commit. */
+export function tooLarge(offset: number, maxLength: number): UploadError {
+  const limit = offset + maxLength;
+  return new UploadError('too-large', `the upload would pass ${limit} bytes, the most this registry's blob store can commit`, { limit });
+}

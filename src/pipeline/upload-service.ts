@@ -18,10 +18,10 @@ import type { HashPool } from '../hashing/hash-pool.js';
 import { initialHashState, isValidHashState } from '../hashing/hash-state.js';
 import { holderName, LEASE_TTL_MS, type HeldLease } from './session-lease.js';
 import { SessionLock } from './session-lock.js';
-import { UploadError } from './upload-errors.js';
+import { tooLarge, UploadError } from './upload-errors.js';
 import { UploadSessions } from './upload-sessions.js';
 import type { ActiveUpload, AppendRequest, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
-import { appendBody, tooLarge, type HashedOffset } from './upload-writer.js';
+import { appendBody, type HashedOffset } from './upload-writer.js';
 
 export type { AppendRequest, ChunkRange, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
 export { RETRY_AFTER_SECONDS } from './upload-types.js';

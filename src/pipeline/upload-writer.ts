@@ -12,7 +12,7 @@ import type { DigestAlgorithm } from '../oci/digest.js';
 import type { UploadAppender } from '../store/blob-store.js';
 import { BATCH_BYTES, sharedBatches, type BatchBuffers } from './batch-buffers.js';
 import type { HashPool } from '../hashing/hash-pool.js';
-import { UploadError } from './upload-errors.js';
+import { tooLarge, UploadError } from './upload-errors.js';
 
 export const HASH_BATCH_BYTES = BATCH_BYTES;
 /**
@@ -190,9 +190,4 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
   }
   if (received === 0) return options.from;
   return checkpoint();
-}
-
-export function tooLarge(offset: number, maxLength: number): UploadError {
-  const limit = offset + maxLength;
-  return new UploadError('too-large', `the upload would pass ${limit} bytes, the most this registry's blob store can commit`, { limit });
 }

@@ -144,6 +144,11 @@ export class StoragePaths {
     return this.join(this.uploadDir(repo, id), 'data');
   }
 
+  /** S3 only: where an upload's marker of its multipart upload lives (store/s3/s3-parts.ts). */
+  uploadPartsDir(repo: string, id: string): string {
+    return this.join(this.uploadDir(repo, id), 'parts');
+  }
+
   uploadStartedAt(repo: string, id: string): string {
     return this.join(this.uploadDir(repo, id), 'startedat');
   }

@@ -64,6 +64,9 @@ const RESERVE = `
   WHERE NOT (b.state = 'deleting' AND coalesce(b.until, 0) > $3::int8)
   RETURNING digest, coalesce(incarnation, 0) AS incarnation`;
 
+/** MANIFEST_COLUMNS of the manifests table joined as `m`. */
+const TAGGED_MANIFEST_COLUMNS = MANIFEST_COLUMNS.split(', ').map((column) => `m.${column}`).join(', ');
+
 export class PgIndex extends PgMaintainable implements StorageIndex {
   static async open(options: PgIndexOptions): Promise<PgIndex> {
     const schema = options.schema ?? 'public';
@@ -198,9 +201,8 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
   }
 
   async getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
-    const columns = MANIFEST_COLUMNS.split(', ').map((column) => `m.${column}`).join(', ');
     const { rows } = await this.db.query<ManifestRow>(
-      `SELECT ${columns} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 AND t.tag = $2`,
+      `SELECT ${TAGGED_MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 AND t.tag = $2`,
       [repo, tag],
     );
     return rows.length === 0 ? undefined : manifestRecord(rows[0]);

@@ -8,10 +8,9 @@
 //   last full segment ended. A full window goes to storage as one full segment, in the
 //   background, from that same memory (a bounded number of writes at a time; the next
 //   append waits only when one more would start).
-// - sync() writes what is collected: full segments while there is a part's worth (an append
-//   may be waiting for the store when the writer syncs a checkpoint), the rest as a small
-//   segment of its own, so bytes become durable without waiting for a full part. A request
-//   ending, or a checkpoint, makes one.
+// - sync() writes what the window holds past the last small segment as a small segment of
+//   its own (a window never stays full: the append that fills it queues it), so bytes become
+//   durable without waiting for a full part. A request ending, or a checkpoint, makes one.
 // - Small segments since the last full one form the trailing run. When the run and the
 //   bytes collected reach `partSizeBytes`, one full segment replaces them: it is written under
 //   the run's first key (same start offset, now longer), then the run's other keys are

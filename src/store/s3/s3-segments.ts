@@ -65,7 +65,7 @@ export class UploadKeys {
     this.prefix = `${paths.uploadDir(repo, id)}/`;
     this.dataPrefix = `${paths.uploadData(repo, id)}/`;
     this.startedAt = paths.uploadStartedAt(repo, id);
-    this.partsPrefix = `${paths.uploadDir(repo, id)}/parts/`;
+    this.partsPrefix = `${paths.uploadPartsDir(repo, id)}/`;
   }
 
   segment(start: number): string {
