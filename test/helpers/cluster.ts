@@ -10,6 +10,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { loadConfig } from '../../src/config/load.js';
+import type { StorageConfig } from '../../src/config/config.js';
 import { postgresEngine, s3Engine, uniqueName, type PostgresEngine, type S3Engine } from './engines.js';
 import { waitFor } from './poll.js';
 import { balancerConfig } from '../../bench/scaleout/balancer-config.js';
@@ -94,6 +96,17 @@ export class TestCluster {
   async killNode(i: number): Promise<void> {
     await this.nodes[i]?.kill();
     this.nodes[i] = undefined;
+  }
+
+  /** Stops node i the way an operator would (SIGTERM, its shutdown path). */
+  async stopNode(i: number): Promise<void> {
+    await this.nodes[i]?.stop();
+    this.nodes[i] = undefined;
+  }
+
+  /** The storage configuration every node runs with, for tools run beside the cluster (fsck, listings). */
+  storageConfig(): StorageConfig {
+    return loadConfig({ env: this.env, cwd: this.dir }).storage;
   }
 
   /** Starts node i again on its port (after killNode or stopNode). */

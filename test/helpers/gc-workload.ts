@@ -1,14 +1,16 @@
-// The GC-under-load workload (test/integration/gc-under-load.test.ts) and the HTTP helpers GC's
-// tests share: clients push, mount, tag, retag and delete for a while with GC running beside
-// them, then every tag and manifest must pull back byte for byte, one more run must leave
-// exactly the content the manifests use, and fsck must find the root clean.
+// The GC-under-load workload (test/integration/gc-under-load.test.ts on one root,
+// gc-under-load-cluster.test.ts on three nodes) and the HTTP helpers GC's tests share: clients
+// push, mount, tag, retag and delete for a while with GC running beside them, then every tag
+// and manifest must pull back byte for byte, one more run must leave exactly the content the
+// manifests use, and fsck must find the storage clean. The workload reads the storage only
+// through what the caller hands it (GcWorkloadStorage), so it runs the same on any backend.
 
 import { createHash } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import type { GcReport } from '../../src/gc/collector.js';
 import { FsBlobStore } from '../../src/store/fs/fs-blob-store.js';
-import { runFsck } from '../../src/tools/fsck/fsck.js';
+import { runFsck, type FsckReport } from '../../src/tools/fsck/fsck.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -66,21 +68,43 @@ export async function errorCode(res: Response): Promise<string | undefined> {
   return body.errors?.[0]?.code;
 }
 
-/** How the workload drives GC: in the server's own loop, or in another process. */
+export interface GcTotals {
+  runs: number;
+  blobsRemoved: number;
+  /** Unknown where the driver only sees the nodes' metrics, which do not count links. */
+  linksDropped?: number;
+  bytesReclaimed: number;
+  uploadDirsRemoved?: number;
+}
+
+/** How the workload drives GC: in the server's own loop, in another process, or in every node of a cluster. */
 export interface GcDriver {
   name: string;
   /** Runs so far and what they removed. */
-  totals(): { runs: number; blobsRemoved: number; linksDropped: number; bytesReclaimed: number; uploadDirsRemoved?: number };
+  totals(): GcTotals | Promise<GcTotals>;
   /** Stops background runs (if the driver has its own loop) and waits for the one in progress. */
   stopLoop(): Promise<void>;
   /** One more run now. */
   runNow(): Promise<GcReport>;
 }
 
+/** What the workload reads of the storage itself, once the load is over. */
+export interface GcWorkloadStorage {
+  /** Digests of every blob the blob store holds. */
+  blobDigests(): Promise<Set<string>>;
+  /** fsck of the whole storage; called after closeRegistry. */
+  fsck(): Promise<FsckReport>;
+}
+
+/** A filesystem + LMDB root, read directly. */
+export function rootStorage(root: string): GcWorkloadStorage {
+  return { blobDigests: () => blobFiles(root), fsck: () => runFsck({ root }) };
+}
+
 export interface GcWorkload {
-  /** The servers over the root; each request goes to one of them at random. */
+  /** The servers (or the balancer) over the storage; each request goes to one of them at random. */
   urls: readonly string[];
-  root: string;
+  storage: GcWorkloadStorage;
   /** GC's grace in the server or process that collects. */
   GRACE_MS: number;
   gc: GcDriver;
@@ -90,7 +114,7 @@ export interface GcWorkload {
   minRuns: number;
 }
 
-export async function runGcWorkload({ urls, root, GRACE_MS, gc, closeRegistry, minRuns }: GcWorkload): Promise<void> {
+export async function runGcWorkload({ urls, storage, GRACE_MS, gc, closeRegistry, minRuns }: GcWorkload): Promise<void> {
   const at = (): string => urls[Math.floor(Math.random() * urls.length)]!;
   const WORKERS = 4;
   const DURATION_MS = 10_000;
@@ -174,9 +198,10 @@ export async function runGcWorkload({ urls, root, GRACE_MS, gc, closeRegistry, m
     }
   }
 
-  const runsBefore = gc.totals().runs;
+  const runsBefore = (await gc.totals()).runs;
   await Promise.all(models.map((_, i) => worker(i)));
-  const during = { ...gc.totals(), runs: gc.totals().runs - runsBefore };
+  const totalsAfter = await gc.totals();
+  const during = { ...totalsAfter, runs: totalsAfter.runs - runsBefore };
   await gc.stopLoop();
 
   // Every tagged image (and every manifest not deleted) pulls back byte for byte.
@@ -201,10 +226,10 @@ export async function runGcWorkload({ urls, root, GRACE_MS, gc, closeRegistry, m
   }
 
   // Once the grace has passed, one more run leaves exactly the content the manifests use.
-  const filesBefore = await blobFiles(root);
+  const filesBefore = await storage.blobDigests();
   await new Promise((r) => setTimeout(r, GRACE_MS + 100));
   const final = await gc.runNow();
-  const filesAfter = await blobFiles(root);
+  const filesAfter = await storage.blobDigests();
   const expected = new Set<string>();
   for (const model of models) {
     for (const [digest, { blobs }] of model.manifests) {
@@ -215,9 +240,9 @@ export async function runGcWorkload({ urls, root, GRACE_MS, gc, closeRegistry, m
   expect([...filesAfter].sort()).toEqual([...expected].sort());
 
   await closeRegistry();
-  const fsck = await runFsck({ root });
+  const fsck = await storage.fsck();
   // The GC totals say whether a run removed upload directories, should a session have lost its own.
-  expect(fsck.issues, `GC totals ${JSON.stringify(gc.totals())}`).toEqual([]);
+  expect(fsck.issues, `GC totals ${JSON.stringify(during)}`).toEqual([]);
   expect(fsck.clean).toBe(true);
   expect(fsck.garbage.orphanBlobFiles).toBe(0);
 
@@ -225,7 +250,7 @@ export async function runGcWorkload({ urls, root, GRACE_MS, gc, closeRegistry, m
     `[gc figures, ${gc.name}] ${DURATION_MS / 1000} s, ${WORKERS} clients: ${stats.pushes} pushes (${stats.mounts} mounts, ` +
       `${stats.mountsRefused} mounts answered with an upload), ${stats.retags} retags, ${stats.tagDeletes} tag deletes, ` +
       `${stats.manifestDeletes} manifest deletes, ${stats.blobUnknownRetries} pushes retried after MANIFEST_BLOB_UNKNOWN; ` +
-      `${during.runs} GC runs during the load removed ${during.blobsRemoved} blobs and dropped ${during.linksDropped} links, ` +
+      `${during.runs} GC runs during the load removed ${during.blobsRemoved} blobs${during.linksDropped === undefined ? '' : ` and dropped ${during.linksDropped} links`}, ` +
       `reclaiming ${during.bytesReclaimed} bytes; ${imagesChecked} tags pulled back byte for byte; final run removed ` +
       `${final.blobsRemoved} blobs (${final.bytesReclaimed} bytes): blob files ${filesBefore.size} -> ${filesAfter.size}; fsck clean`,
   );

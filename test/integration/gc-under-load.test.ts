@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../src/gc/collector.js';
 import { startRegistry, type RunningRegistry } from '../../src/registry.js';
-import { runGcWorkload, type GcDriver } from '../helpers/gc-workload.js';
+import { rootStorage, runGcWorkload, type GcDriver } from '../helpers/gc-workload.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
 const run = promisify(execFile);
@@ -73,12 +73,12 @@ describe('GC running in a loop while clients push, tag, retag and delete', () =>
       stopLoop: async () => undefined,
       runNow: () => registry.gc.run(),
     };
-    await runGcWorkload({ urls: [registry.url], root, GRACE_MS, gc, closeRegistry: () => registry.close(), minRuns: 5 });
+    await runGcWorkload({ urls: [registry.url], storage: rootStorage(root), GRACE_MS, gc, closeRegistry: () => registry.close(), minRuns: 5 });
   }, 60_000);
 
   it('in a second process over the same root: the same guarantees without a shared lock', async () => {
     const { registry, root } = await start({ intervalMs: 0 });
-    await runGcWorkload({ urls: [registry.url], root, GRACE_MS, gc: processDriver(root), closeRegistry: () => registry.close(), minRuns: 1 });
+    await runGcWorkload({ urls: [registry.url], storage: rootStorage(root), GRACE_MS, gc: processDriver(root), closeRegistry: () => registry.close(), minRuns: 1 });
   }, 90_000);
 
   it('in two servers over the same root, each collecting, with requests spread over both', async () => {
@@ -98,7 +98,7 @@ describe('GC running in a loop while clients push, tag, retag and delete', () =>
       await second.stop();
       await registry.close();
     };
-    await runGcWorkload({ urls: [registry.url, second.url], root, GRACE_MS, gc, closeRegistry, minRuns: 5 });
+    await runGcWorkload({ urls: [registry.url, second.url], storage: rootStorage(root), GRACE_MS, gc, closeRegistry, minRuns: 5 });
     expect(second.output()).not.toMatch(/"level":50/); // no request failed on the second server either
   }, 90_000);
 });
