@@ -22,6 +22,15 @@ const INT8 = 20;
 /** How long a request waits for a connection (a new one, or one of the pool's being free). */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * Distinct statement texts given a name of their own. The index's statements are a fixed
+ * set of some dozens; texts built with a varying number of parameters beyond this run unnamed.
+ */
+const MAX_NAMED_STATEMENTS = 256;
+
+/** "cached plan must not change result type": a named statement's rows changed shape under it. */
+const STALE_PLAN = '0A000';
+
 /** A connection inside a transaction, or the pool: what the shared writes (pg-tables.ts) run on. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
@@ -44,6 +53,9 @@ export interface DatabaseOptions {
 
 export class PgDatabase {
   private closed = false;
+  /** Statement text -> its name (see `statement`). */
+  private readonly names = new Map<string, string>();
+  private statementsNamed = 0;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -72,7 +84,37 @@ export class PgDatabase {
 
   /** One statement, in a transaction of its own (PostgreSQL's autocommit), retried if it lost a race. */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | Statement, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.retrying(() => (typeof text === 'string' ? this.pool.query<R>(text, values) : this.pool.query<R>(text.text, text.values)));
+    const sql = typeof text === 'string' ? text : text.text;
+    const params = typeof text === 'string' ? values : text.values;
+    return this.retrying(async () => {
+      const statement = this.statement(sql, params);
+      try {
+        return await this.pool.query<R>(statement);
+      } catch (error) {
+        if (statement.name === undefined || (error as { code?: string }).code !== STALE_PLAN) throw error;
+        // A table it reads changed shape (another node's migration): prepare it anew under a new name.
+        this.names.delete(sql);
+        return this.pool.query<R>(this.statement(sql, params));
+      }
+    });
+  }
+
+  /**
+   * A statement with parameters gets a name, so each connection parses and plans it once and
+   * then only binds and executes it: a HEAD of a manifest by tag is one such statement, and
+   * on a loaded node PostgreSQL's parse and plan were a share of every request. Statements
+   * without parameters (one-offs, several commands in one text) stay unnamed. PostgreSQL
+   * re-plans a named statement by itself when a migration changes a table it reads, except
+   * when the rows it returns change shape (STALE_PLAN), which `query` handles.
+   */
+  private statement(text: string, values: unknown[] | undefined): pg.QueryConfig {
+    if (values === undefined || values.length === 0) return { text, values };
+    let name = this.names.get(text);
+    if (name === undefined && this.names.size < MAX_NAMED_STATEMENTS) {
+      name = `stowage_${++this.statementsNamed}`;
+      this.names.set(text, name);
+    }
+    return { name, text, values };
   }
 
   /**
