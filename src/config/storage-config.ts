@@ -31,6 +31,8 @@ export interface PostgresSettings {
   poolSize: number;
   /** The schema holding the tables (several registries can share a database). */
   schema: string;
+  /** Bytes of manifest and tag reads each node remembers, checked against the database on every request (0: none). */
+  readCacheBytes: number;
 }
 
 export interface StorageConfig {
@@ -45,7 +47,7 @@ export const S3_MAX_COPY = 5 * 1024 * 1024 * 1024;
 
 /** What an s3 or postgres section holds when the file leaves a key out. */
 export const S3_DEFAULTS = { region: 'us-east-1', forcePathStyle: true, rootDirectory: '', partSize: 16 * 1024 * 1024, copyThreshold: S3_MAX_COPY, redirect: false };
-export const POSTGRES_DEFAULTS = { poolSize: 10, schema: 'public' };
+export const POSTGRES_DEFAULTS = { poolSize: 10, schema: 'public', readCacheBytes: 64 * 1024 * 1024 };
 
 const notEmpty = (v: string): string | undefined => (v.length === 0 ? 'must not be empty' : undefined);
 const url = (v: string): string | undefined => {
@@ -90,6 +92,7 @@ export const STORAGE_SCHEMA: SchemaNode = {
           properties: {
             url: { type: 'string', check: url },
             poolSize: { type: 'integer', min: 1, max: 1000 },
+            readCacheBytes: { type: 'integer', min: 0, max: 16 * 1024 * 1024 * 1024, doc: 'bytes; 0 turns the read cache off' },
             schema: { type: 'string', check: (v) => (/^[a-z_][a-z0-9_]{0,62}$/.test(v) ? undefined : `not a schema name: ${JSON.stringify(v)}`) },
           },
         },

@@ -39,7 +39,7 @@ export async function openScaleOutStorage(s3: S3Settings, postgres: PostgresSett
   // Created when missing (a fresh store, someone trying a cluster); tools that must find an
   // existing registry have just found its index, and its bucket is then there too.
   if (!options.mustExist) await blobs.bucket.ensureExists();
-  const index = await PgIndex.open({ url: postgres.url, poolSize: postgres.poolSize, schema: postgres.schema });
+  const index = await PgIndex.open({ url: postgres.url, poolSize: postgres.poolSize, schema: postgres.schema, readCacheBytes: postgres.readCacheBytes });
   return {
     index,
     blobs,

@@ -113,6 +113,7 @@ describe('configuration layers', () => {
       STOWAGE_STORAGE_BLOBS_S3_PART_SIZE: String(8 * 1024 * 1024),
       STOWAGE_STORAGE_INDEX_DRIVER: 'postgres',
       STOWAGE_STORAGE_INDEX_POSTGRES_URL: 'postgres://u:p@127.0.0.1:5432/registry',
+      STOWAGE_STORAGE_INDEX_POSTGRES_READ_CACHE_BYTES: '0',
     };
     expect(resolveConfig({ env }).storage).toEqual({
       blobs: {
@@ -128,12 +129,16 @@ describe('configuration layers', () => {
           redirect: false,
         },
       },
-      index: { driver: 'postgres', postgres: { url: 'postgres://u:p@127.0.0.1:5432/registry', poolSize: 10, schema: 'public' } },
+      index: { driver: 'postgres', postgres: { url: 'postgres://u:p@127.0.0.1:5432/registry', poolSize: 10, schema: 'public', readCacheBytes: 0 } },
     });
     const fromFile = resolveConfig({
       file: file({ storage: { blobs: { driver: 's3', s3: { bucket: 'b1b', redirect: true } }, index: { driver: 'postgres', postgres: { url: 'postgres://h/db' } } } }),
     }).storage.blobs;
     expect(fromFile).toMatchObject({ driver: 's3', s3: { bucket: 'b1b', redirect: true, partSize: 16 * 1024 * 1024 } });
+    const indexFromFile = resolveConfig({
+      file: file({ storage: { blobs: { driver: 's3', s3: { bucket: 'b1b' } }, index: { driver: 'postgres', postgres: { url: 'postgres://h/db' } } } }),
+    }).storage.index;
+    expect(indexFromFile).toMatchObject({ driver: 'postgres', postgres: { readCacheBytes: 64 * 1024 * 1024 } });
   });
 
   it('refuses scale-out settings that cannot work, naming the key', () => {

@@ -124,6 +124,45 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: "repository versions: a new value whenever a repository's manifests or tags change (pg-read-cache.ts)",
+    sql: `
+      -- Values come from one sequence, so a version is never repeated, not even by a repository
+      -- deleted and created again: a reader that saw a version has seen exactly that state.
+      CREATE SEQUENCE repo_versions;
+      ALTER TABLE repos ADD COLUMN version int8 NOT NULL DEFAULT nextval('repo_versions');
+
+      -- Deferred to the commit, so the repository's row is locked last and briefly (after every
+      -- other lock of the transaction, for its commit alone), and so that it sees the row a
+      -- statement of the same transaction created.
+      CREATE FUNCTION bump_repo_version() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+      BEGIN
+        IF TG_OP <> 'INSERT' THEN
+          UPDATE repos SET version = nextval('repo_versions') WHERE name = OLD.repo;
+        END IF;
+        IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.repo IS DISTINCT FROM OLD.repo) THEN
+          UPDATE repos SET version = nextval('repo_versions') WHERE name = NEW.repo;
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE CONSTRAINT TRIGGER manifests_version AFTER INSERT OR UPDATE OR DELETE ON manifests
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bump_repo_version();
+      CREATE CONSTRAINT TRIGGER tags_version AFTER INSERT OR UPDATE OR DELETE ON tags
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bump_repo_version();
+
+      -- TRUNCATE fires no row trigger: every repository changes.
+      CREATE FUNCTION bump_all_repo_versions() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+      BEGIN
+        UPDATE repos SET version = nextval('repo_versions');
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER manifests_truncated AFTER TRUNCATE ON manifests FOR EACH STATEMENT EXECUTE FUNCTION bump_all_repo_versions();
+      CREATE TRIGGER tags_truncated AFTER TRUNCATE ON tags FOR EACH STATEMENT EXECUTE FUNCTION bump_all_repo_versions();
+    `,
+  },
 ];
 
 /**

@@ -21,6 +21,7 @@ import type { IndexStats, StorageIndex } from '../storage.js';
 import { migrate, quoteIdentifier } from './migrations.js';
 import { PgDatabase } from './pg-database.js';
 import { PgMaintainable } from './pg-maintenance.js';
+import { PgReadCache } from './pg-read-cache.js';
 import { PgSecretStore } from './pg-secret-store.js';
 import {
   checkContent,
@@ -45,7 +46,12 @@ export interface PgIndexOptions {
   poolSize?: number;
   /** The schema holding every table (created if missing); `public` by default. */
   schema?: string;
+  /** What this node remembers of manifest and tag reads (pg-read-cache.ts), in bytes; 0 remembers nothing. */
+  readCacheBytes?: number;
 }
+
+/** The read cache's budget when the options name none (the configuration's default too). */
+const READ_CACHE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Reserving content: a new record is pending with a new incarnation; a live or pending one is
@@ -67,6 +73,9 @@ const RESERVE = `
 /** MANIFEST_COLUMNS of the manifests table joined as `m`. */
 const TAGGED_MANIFEST_COLUMNS = MANIFEST_COLUMNS.split(', ').map((column) => `m.${column}`).join(', ');
 
+/** What a remembered manifest holds beyond its fields: its inline bytes. */
+const inlineBytes = (record: ManifestRecord | undefined): number => record?.content?.byteLength ?? 0;
+
 export class PgIndex extends PgMaintainable implements StorageIndex {
   static async open(options: PgIndexOptions): Promise<PgIndex> {
     const schema = options.schema ?? 'public';
@@ -78,15 +87,19 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
       await db.close();
       throw error;
     }
-    return new PgIndex(db);
+    return new PgIndex(db, options.readCacheBytes ?? READ_CACHE_BYTES);
   }
 
   /** Secrets every node shares (the token signing key), in the same database: Storage.secrets for the postgres driver. */
   readonly secrets: SecretStore;
 
-  private constructor(db: PgDatabase) {
+  /** Manifest and tag reads, answered from memory while their repository is unchanged. */
+  readonly readCache: PgReadCache;
+
+  private constructor(db: PgDatabase, readCacheBytes: number) {
     super(db);
     this.secrets = new PgSecretStore(db);
+    this.readCache = new PgReadCache(db, readCacheBytes);
   }
 
   // Blobs.
@@ -195,17 +208,31 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
     });
   }
 
-  async getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
-    const { rows } = await this.db.query<ManifestRow>(`SELECT ${MANIFEST_COLUMNS} FROM manifests WHERE repo = $1 AND digest = $2`, [repo, digest]);
-    return rows.length === 0 ? undefined : manifestRecord(rows[0]);
+  getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined> {
+    return this.readCache.read(
+      repo,
+      `manifest ${digest}`,
+      async () => {
+        const { rows } = await this.db.query<ManifestRow>(`SELECT ${MANIFEST_COLUMNS} FROM manifests WHERE repo = $1 AND digest = $2`, [repo, digest]);
+        return rows.length === 0 ? undefined : Object.freeze(manifestRecord(rows[0]));
+      },
+      inlineBytes,
+    );
   }
 
-  async getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
-    const { rows } = await this.db.query<ManifestRow>(
-      `SELECT ${TAGGED_MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 AND t.tag = $2`,
-      [repo, tag],
+  getTaggedManifest(repo: string, tag: string): Promise<ManifestRecord | undefined> {
+    return this.readCache.read(
+      repo,
+      `tag ${tag}`,
+      async () => {
+        const { rows } = await this.db.query<ManifestRow>(
+          `SELECT ${TAGGED_MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 AND t.tag = $2`,
+          [repo, tag],
+        );
+        return rows.length === 0 ? undefined : Object.freeze(manifestRecord(rows[0]));
+      },
+      inlineBytes,
     );
-    return rows.length === 0 ? undefined : manifestRecord(rows[0]);
   }
 
   async resolveTag(repo: string, tag: string): Promise<string | undefined> {
@@ -226,12 +253,21 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
   }
 
   async listTags(repo: string, page: Page = {}): Promise<string[] | undefined> {
-    const { rows } = await this.db.query<{ known: boolean; tags: string[] | null }>(
-      `SELECT EXISTS (SELECT 1 FROM repos WHERE name = $1) AS known,
-              ARRAY(SELECT tag FROM tags WHERE repo = $1 AND ($2::text IS NULL OR tag > $2) ORDER BY tag LIMIT $3) AS tags`,
-      [repo, page.last ?? null, page.n ?? null],
+    const tags = await this.readCache.read(
+      repo,
+      `tags ${page.n ?? ''} ${page.last ?? ''}`,
+      async () => {
+        const { rows } = await this.db.query<{ known: boolean; tags: string[] | null }>(
+          `SELECT EXISTS (SELECT 1 FROM repos WHERE name = $1) AS known,
+                  ARRAY(SELECT tag FROM tags WHERE repo = $1 AND ($2::text IS NULL OR tag > $2) ORDER BY tag LIMIT $3) AS tags`,
+          [repo, page.last ?? null, page.n ?? null],
+        );
+        return rows[0].known ? (rows[0].tags ?? []) : undefined;
+      },
+      (found) => (found ?? []).reduce((sum, tag) => sum + tag.length + 16, 0),
     );
-    return rows[0].known ? (rows[0].tags ?? []) : undefined;
+    // A copy: the caller pages it, and the remembered one serves the next request.
+    return tags && [...tags];
   }
 
   async listReferrers(repo: string, subject: string): Promise<ManifestRecord[]> {
