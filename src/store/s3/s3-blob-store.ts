@@ -16,6 +16,7 @@ import type { BlobReader, BlobStore, ByteRange, RecoveredUpload, UploadAppender 
 import { StorageError } from '../storage-errors.js';
 import { S3UploadAppender } from './s3-appender.js';
 import { S3BlobReader } from './s3-blob-reader.js';
+import { S3SocketReader } from './s3-socket-reader.js';
 import { missingObject } from './s3-bucket.js';
 import { S3BlobTree } from './s3-blob-tree.js';
 import { commitParts } from './s3-commit.js';
@@ -27,12 +28,19 @@ export type { S3BlobStoreOptions } from './s3-blob-tree.js';
 
 /** Streams hand out chunks of about this size (a GET's body arrives in smaller ones). */
 const READ_HIGH_WATER = 1024 * 1024;
+/** Blobs from this size are read by S3SocketReader over plain HTTP (S3BlobStoreOptions.socketReadMinBytes). */
+const SOCKET_READ_MIN_BYTES = 4 * 1024 * 1024;
+/** A socket read's presigned URL is used at once; this only has to outlast the connect. */
+const PRESIGNED_READ_SECONDS = 300;
 
 const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
 
 type StateValidator = (state: Uint8Array, offset: number) => boolean;
 
 export class S3BlobStore extends S3BlobTree implements BlobStore {
+  private readonly socketReads = this.options.endpoint?.startsWith('http:') ?? false;
+  private readonly socketReadMinBytes = this.options.socketReadMinBytes ?? SOCKET_READ_MIN_BYTES;
+
   /**
    * Chunks of a part each are written once; smaller ones are held as small segments and
    * rewritten once a part's worth has come (see s3-appender.ts), so clients are told the part size.
@@ -62,6 +70,9 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
     const key = this.keys.blobData(digest);
     const head = await this.bucket.head(key);
     if (head === undefined) throw missingObject(key);
+    if (this.socketReads && head.size >= this.socketReadMinBytes) {
+      return new S3SocketReader(() => this.bucket.presignedGet(key, PRESIGNED_READ_SECONDS), key, head.size);
+    }
     return new S3BlobReader(this.bucket, key, head.size);
   }
 

@@ -27,6 +27,12 @@ export interface S3BlobStoreOptions extends S3ConnectionOptions {
    * ones may be a commit or a cut still running on a live server.
    */
   strayAgeMs?: number;
+  /**
+   * Blobs from this size (default 4 MiB) are read off a socket of their own into the send
+   * loop's buffers (s3-socket-reader.ts) where the endpoint is plain HTTP; smaller ones, and
+   * HTTPS, go through the SDK. Tests set 0 to send every read that way.
+   */
+  socketReadMinBytes?: number;
 }
 
 const MIB = 1024 * 1024;

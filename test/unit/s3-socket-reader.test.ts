@@ -1,0 +1,158 @@
+// S3SocketReader: large blobs read off a socket of their own (plain-HTTP endpoints). Against
+// RGW: forward reads, jumps, ranges and the end of the object, byte for byte, and an object
+// deleted under an open reader. Against a stand-in store on a loopback socket, the answers RGW
+// does not give on demand: an error status, a wrong length, a connection cut mid-body, nobody
+// listening. Each fails the read with the code the SDK path gives.
+
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { once } from 'node:events';
+import { afterAll, describe, expect, it } from 'vitest';
+import { S3SocketReader } from '../../src/store/s3/s3-socket-reader.js';
+import { enginesMissing } from '../helpers/engines.js';
+import { TestBucket } from '../helpers/s3-buckets.js';
+
+const MiB = 1024 * 1024;
+const digestOf = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/** Reads [from, end) of the reader in `chunk`-byte reads, as the send loop does. */
+async function readAll(reader: { read(buffer: Buffer, position: number): Promise<number> }, from: number, chunk: number): Promise<Buffer> {
+  const out: Buffer[] = [];
+  const buffer = Buffer.alloc(chunk);
+  for (let at = from; ; ) {
+    const n = await reader.read(buffer, at);
+    if (n === 0) break;
+    out.push(Buffer.from(buffer.subarray(0, n)));
+    at += n;
+  }
+  return Buffer.concat(out);
+}
+
+describe.skipIf(enginesMissing('s3 socket reader', ['s3']))('S3 socket reader on RGW', () => {
+  const bucket = new TestBucket();
+  afterAll(() => bucket.remove());
+
+  it('reads forward, after jumps and to the end, byte for byte, whatever the buffer size', async () => {
+    const { store, dispose } = await bucket.store({ socketReadMinBytes: 0 });
+    try {
+      const bytes = randomBytes(9 * MiB + 4321);
+      const digest = digestOf(bytes);
+      await store.writeBlob(digest, bytes);
+      const reader = await store.openBlobReader(digest);
+      expect(reader).toBeInstanceOf(S3SocketReader);
+      expect((await readAll(reader, 0, MiB)).equals(bytes)).toBe(true);
+      // Buffers larger and smaller than the socket's own, from odd positions.
+      expect((await readAll(reader, 3, 3 * MiB)).equals(bytes.subarray(3))).toBe(true);
+      expect((await readAll(reader, bytes.length - 70_001, 4096)).equals(bytes.subarray(bytes.length - 70_001))).toBe(true);
+      const small = Buffer.alloc(1000);
+      expect(await reader.read(small, 17)).toBe(1000);
+      expect(small.equals(bytes.subarray(17, 1017))).toBe(true);
+      expect(await reader.read(small, 1017)).toBe(1000);
+      expect(small.equals(bytes.subarray(1017, 2017))).toBe(true);
+      expect(await reader.read(small, bytes.length - 10)).toBe(10);
+      expect(small.subarray(0, 10).equals(bytes.subarray(bytes.length - 10))).toBe(true);
+      expect(await reader.read(small, bytes.length)).toBe(0);
+      await reader.close();
+    } finally {
+      await dispose();
+    }
+  });
+
+  it('blobs below the threshold go through the SDK', async () => {
+    const { store, dispose } = await bucket.store();
+    try {
+      const bytes = randomBytes(1000);
+      await store.writeBlob(digestOf(bytes), bytes);
+      const reader = await store.openBlobReader(digestOf(bytes));
+      expect(reader).not.toBeInstanceOf(S3SocketReader);
+      await reader.close();
+    } finally {
+      await dispose();
+    }
+  });
+
+  it('an object deleted under an open reader fails its first read with ENOENT', async () => {
+    const { store, dispose } = await bucket.store({ socketReadMinBytes: 0 });
+    try {
+      const bytes = randomBytes(2 * MiB);
+      const digest = digestOf(bytes);
+      await store.writeBlob(digest, bytes);
+      const reader = await store.openBlobReader(digest);
+      await store.bucket.deletePrefix(store.keys.blobData(digest));
+      await expect(reader.read(Buffer.alloc(MiB), 0)).rejects.toMatchObject({ code: 'ENOENT' });
+      await reader.close();
+    } finally {
+      await dispose();
+    }
+  });
+});
+
+describe('S3 socket reader against a stand-in store', () => {
+  /** A loopback server that answers every connection with `answer`; the reader's URL points at it. */
+  async function standIn(answer: (socket: net.Socket) => void): Promise<{ url: string; close: () => Promise<void> }> {
+    const server = net.createServer((socket) => {
+      // The reader cuts connections it has no more use for.
+      socket.on('error', () => undefined);
+      socket.once('data', () => answer(socket));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as net.AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/bucket/key?X-Amz-Signature=x`,
+      close: () => new Promise((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  const size = 3 * MiB;
+  const head = (status: string, length: number) => `HTTP/1.1 ${status}\r\nContent-Length: ${length}\r\nContent-Range: bytes 0-${length - 1}/${size}\r\n\r\n`;
+
+  it('an error status fails the read with BLOB_STORE_UNAVAILABLE, a 404 with ENOENT', async () => {
+    for (const [status, code] of [['503 Slow Down', 'BLOB_STORE_UNAVAILABLE'], ['403 Forbidden', 'BLOB_STORE_UNAVAILABLE'], ['404 Not Found', 'ENOENT']]) {
+      const store = await standIn((socket) => socket.end(`HTTP/1.1 ${status}\r\nContent-Length: 5\r\n\r\n<x/>\n`));
+      const reader = new S3SocketReader(async () => store.url, 'key', size);
+      await expect(reader.read(Buffer.alloc(MiB), 0)).rejects.toMatchObject({ code });
+      await reader.close();
+      await store.close();
+    }
+  });
+
+  it('a length other than the bytes asked for, or a head without end, fails the read', async () => {
+    for (const answer of [head('206 Partial Content', size - 1), 'HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n\r\n', `HTTP/1.1 206 OK\r\n${'X-Pad: y\r\n'.repeat(3000)}`]) {
+      const store = await standIn((socket) => socket.end(answer));
+      const reader = new S3SocketReader(async () => store.url, 'key', size);
+      await expect(reader.read(Buffer.alloc(MiB), 0)).rejects.toMatchObject({ code: 'BLOB_STORE_UNAVAILABLE' });
+      await reader.close();
+      await store.close();
+    }
+  });
+
+  it('a connection cut mid-body gives the bytes that came, then fails; the next read connects again', async () => {
+    const body = randomBytes(size);
+    let connections = 0;
+    const store = await standIn((socket) => {
+      connections++;
+      socket.write(head('206 Partial Content', size));
+      socket.end(body.subarray(0, MiB + 5));
+    });
+    const reader = new S3SocketReader(async () => store.url, 'key', size);
+    const buffer = Buffer.alloc(MiB);
+    expect(await reader.read(buffer, 0)).toBe(MiB);
+    expect(buffer.equals(body.subarray(0, MiB))).toBe(true);
+    await expect(reader.read(buffer, MiB)).rejects.toMatchObject({ code: 'BLOB_STORE_UNAVAILABLE' });
+    // The stand-in ignores the range and sends its head for the whole object: refused, on a new connection.
+    await expect(reader.read(buffer, MiB)).rejects.toMatchObject({ code: 'BLOB_STORE_UNAVAILABLE' });
+    expect(connections).toBe(2);
+    await reader.close();
+    await store.close();
+  });
+
+  it('nobody listening fails the read with BLOB_STORE_UNAVAILABLE', async () => {
+    const store = await standIn(() => undefined);
+    const url = store.url;
+    await store.close();
+    const reader = new S3SocketReader(async () => url, 'key', size);
+    await expect(reader.read(Buffer.alloc(MiB), 0)).rejects.toMatchObject({ code: 'BLOB_STORE_UNAVAILABLE' });
+    await reader.close();
+  });
+});
