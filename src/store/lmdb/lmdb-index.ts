@@ -264,6 +264,12 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   async getUpload(id: string): Promise<UploadSession | undefined> {
+    const session = this.uploads.get(id);
+    if (session !== undefined) return session;
+    // lmdb-js reads from one snapshot until a timer renews it (at least a millisecond, more
+    // under load), so a session another process over this root committed since (a POST
+    // answered there, continued here) shows only in a fresh one.
+    this.env.resetReadTxn();
     return this.uploads.get(id);
   }
 

@@ -91,7 +91,8 @@ export class S3SocketReader implements BlobReader {
     this.leftover = undefined;
     this.failure = undefined;
     const socket: net.Socket = net.connect({
-      host: url.hostname,
+      // An IPv6 literal comes bracketed in a URL, and bare to connect.
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(url.port || 80),
       onread: {
         buffer: () => (this.responseEnd < 0 ? this.own.subarray(this.headFilled, HEAD_LIMIT) : this.own),
