@@ -15,8 +15,8 @@
 // Narrow on purpose: a GET of a presigned URL (the SDK signs it) over plain HTTP, with a
 // Range header, and only the answers that carry the bytes (206, or 200 for the whole object)
 // with a Content-Length. Any other answer fails the read as the SDK path would fail it (a
-// missing object as ENOENT, anything else BLOB_STORE_UNAVAILABLE); HTTPS endpoints and small
-// blobs use S3BlobReader.
+// missing object as ENOENT, anything else BLOB_STORE_UNAVAILABLE); a connection that drops is
+// tried once more from the read's position. HTTPS endpoints and small blobs use S3BlobReader.
 
 import net from 'node:net';
 import type { BlobReader } from '../blob-store.js';
@@ -50,6 +50,8 @@ export class S3SocketReader implements BlobReader {
   private leftover: Buffer | undefined;
   private pending: PendingRead | undefined;
   private failure: unknown;
+  /** Failures that were the connection's, not the store's answer: read() tries those once more. */
+  private readonly dropped = new WeakSet<object>();
 
   constructor(
     /** A presigned GET of the object, made afresh for each connection. */
@@ -59,6 +61,17 @@ export class S3SocketReader implements BlobReader {
   ) {}
 
   async read(buffer: Buffer, position: number): Promise<number> {
+    try {
+      return await this.readOnce(buffer, position);
+    } catch (error) {
+      // A connection that dropped (the store restarting, or closing a connection left idle
+      // while a slow client read) is tried once more: a fresh GET from the same position.
+      if (!this.dropped.has(error as object)) throw error;
+      return this.readOnce(buffer, position);
+    }
+  }
+
+  private async readOnce(buffer: Buffer, position: number): Promise<number> {
     if (position >= this.size || buffer.length === 0) return 0;
     if (this.socket === undefined || position !== this.streamAt || this.failure !== undefined) await this.restartAt(position);
     const want = Math.min(buffer.length, this.size - position);
@@ -103,7 +116,7 @@ export class S3SocketReader implements BlobReader {
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_TIMEOUT_MS);
     socket.on('timeout', () => this.fail(socket, new StorageError('BLOB_STORE_UNAVAILABLE', `object store sent nothing for ${IDLE_TIMEOUT_MS} ms reading ${this.key}`)));
-    socket.on('error', (error: Error) => this.fail(socket, new StorageError('BLOB_STORE_UNAVAILABLE', `reading ${this.key}: ${error.message}`, { cause: error })));
+    socket.on('error', (error: Error) => this.fail(socket, this.drop(new StorageError('BLOB_STORE_UNAVAILABLE', `reading ${this.key}: ${error.message}`, { cause: error }))));
     socket.on('end', () => this.ended(socket));
     socket.on('close', () => this.ended(socket));
     socket.write(
@@ -189,7 +202,12 @@ export class S3SocketReader implements BlobReader {
     const arrived = this.streamAt + (this.leftover?.length ?? 0);
     if (this.responseEnd >= 0 && arrived === this.responseEnd) return;
     const at = this.responseEnd < 0 ? 'before its answer' : `at ${arrived} of ${this.size} bytes`;
-    this.fail(socket, new StorageError('BLOB_STORE_UNAVAILABLE', `object store connection reading ${this.key} ended ${at}`));
+    this.fail(socket, this.drop(new StorageError('BLOB_STORE_UNAVAILABLE', `object store connection reading ${this.key} ended ${at}`)));
+  }
+
+  private drop(error: StorageError): StorageError {
+    this.dropped.add(error);
+    return error;
   }
 
   private fail(socket: net.Socket, error: unknown): void {
