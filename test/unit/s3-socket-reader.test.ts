@@ -11,23 +11,11 @@ import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { S3SocketReader } from '../../src/store/s3/s3-socket-reader.js';
 import { enginesMissing } from '../helpers/engines.js';
+import { expectSmallReadsAtJumps, readAll } from '../helpers/positioned-reads.js';
 import { TestBucket } from '../helpers/s3-buckets.js';
 
 const MiB = 1024 * 1024;
 const digestOf = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-
-/** Reads [from, end) of the reader in `chunk`-byte reads, as the send loop does. */
-async function readAll(reader: { read(buffer: Buffer, position: number): Promise<number> }, from: number, chunk: number): Promise<Buffer> {
-  const out: Buffer[] = [];
-  const buffer = Buffer.alloc(chunk);
-  for (let at = from; ; ) {
-    const n = await reader.read(buffer, at);
-    if (n === 0) break;
-    out.push(Buffer.from(buffer.subarray(0, n)));
-    at += n;
-  }
-  return Buffer.concat(out);
-}
 
 describe.skipIf(enginesMissing('s3 socket reader', ['s3']))('S3 socket reader on RGW', () => {
   const bucket = new TestBucket();
@@ -45,14 +33,7 @@ describe.skipIf(enginesMissing('s3 socket reader', ['s3']))('S3 socket reader on
       // Buffers larger and smaller than the socket's own, from odd positions.
       expect((await readAll(reader, 3, 3 * MiB)).equals(bytes.subarray(3))).toBe(true);
       expect((await readAll(reader, bytes.length - 70_001, 4096)).equals(bytes.subarray(bytes.length - 70_001))).toBe(true);
-      const small = Buffer.alloc(1000);
-      expect(await reader.read(small, 17)).toBe(1000);
-      expect(small.equals(bytes.subarray(17, 1017))).toBe(true);
-      expect(await reader.read(small, 1017)).toBe(1000);
-      expect(small.equals(bytes.subarray(1017, 2017))).toBe(true);
-      expect(await reader.read(small, bytes.length - 10)).toBe(10);
-      expect(small.subarray(0, 10).equals(bytes.subarray(bytes.length - 10))).toBe(true);
-      expect(await reader.read(small, bytes.length)).toBe(0);
+      await expectSmallReadsAtJumps(reader, bytes);
       await reader.close();
     } finally {
       await dispose();

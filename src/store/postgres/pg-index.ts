@@ -5,6 +5,7 @@
 // fits), taking the row locks pg-tables.ts describes, and a read is one statement.
 
 import { randomInt } from 'node:crypto';
+import { POSTGRES_DEFAULTS } from '../../config/storage-config.js';
 import { ContentMissingError } from '../registry-index.js';
 import type {
   BlobRecord,
@@ -50,9 +51,6 @@ export interface PgIndexOptions {
   readCacheBytes?: number;
 }
 
-/** The read cache's budget when the options name none (the configuration's default too). */
-const READ_CACHE_BYTES = 64 * 1024 * 1024;
-
 /**
  * Reserving content: a new record is pending with a new incarnation; a live or pending one is
  * dated afresh; a deletion mark whose window passed ($3 is now) is taken over as a new
@@ -87,7 +85,7 @@ export class PgIndex extends PgMaintainable implements StorageIndex {
       await db.close();
       throw error;
     }
-    return new PgIndex(db, options.readCacheBytes ?? READ_CACHE_BYTES);
+    return new PgIndex(db, options.readCacheBytes ?? POSTGRES_DEFAULTS.readCacheBytes);
   }
 
   /** Secrets every node shares (the token signing key), in the same database: Storage.secrets for the postgres driver. */
