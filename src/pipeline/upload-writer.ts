@@ -10,6 +10,7 @@
 
 import type { DigestAlgorithm } from '../oci/digest.js';
 import type { UploadAppender } from '../store/blob-store.js';
+import { copyBytes } from '../store/copy-bytes.js';
 import { BATCH_BYTES, sharedBatches, type BatchBuffers } from './batch-buffers.js';
 import type { HashPool } from '../hashing/hash-pool.js';
 import { tooLarge, UploadError } from './upload-errors.js';
@@ -162,7 +163,7 @@ export async function appendBody(options: AppendBodyOptions): Promise<HashedOffs
       for (let at = 0; at < chunk.length; ) {
         filling ??= await batches.acquire();
         const take = Math.min(chunk.length - at, filling.length - filled);
-        filling.set(at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take), filled);
+        copyBytes(filling, at === 0 && take === chunk.length ? chunk : chunk.subarray(at, at + take), filled);
         filled += take;
         at += take;
         if (filled === filling.length) {

@@ -31,10 +31,12 @@
 // multipart upload was completed (a commit that failed after it) goes on with objects.
 
 import type { UploadAppender } from '../blob-store.js';
+import { copyBytes } from '../copy-bytes.js';
 import type { S3Bucket } from './s3-bucket.js';
 import { MAX_PARTS } from './s3-multipart.js';
 import { startParts, uploadPart, type UploadParts } from './s3-parts.js';
 import type { Segment, UploadKeys } from './s3-segments.js';
+import { sharedWindows, type WindowPool } from './s3-windows.js';
 
 /**
  * Parts written at once by one upload. Measured on RGW: one 256 MiB PUT 213 MiB/s, 16 MiB
@@ -71,6 +73,12 @@ export class S3UploadAppender implements UploadAppender {
   /** Whether full segments go as parts: 'none' until the first full segment from 0 decides. */
   private partsMode: 'none' | 'open' | 'closed';
   private failure: { error: unknown } | undefined;
+  /**
+   * Who still uses each window of this appender: the appender while it fills one, and every
+   * write reading one. A window goes back to the pool only when none does, since the next
+   * upload overwrites it.
+   */
+  private readonly holds = new Map<Buffer, number>();
 
   /**
    * Opened at `offset`, the end of the upload's (already cut) data; `run` is its trailing
@@ -84,6 +92,7 @@ export class S3UploadAppender implements UploadAppender {
     run: readonly Segment[],
     /** The upload's parts, if it has a multipart upload (alive or completed). */
     parts: UploadParts | undefined,
+    private readonly windows: WindowPool = sharedWindows,
   ) {
     this.position = offset;
     this.run = run.map((segment) => ({ ...segment, inWindow: false }));
@@ -109,12 +118,12 @@ export class S3UploadAppender implements UploadAppender {
         this.throwIfFailed();
         // The first window grows with what comes (a small blob must not cost a part size
         // of memory); once one is full, the upload is a large one and later windows are whole.
-        this.window ??= Buffer.allocUnsafe(this.fullWindows ? this.partSizeBytes : Math.min(this.partSizeBytes, FIRST_WINDOW_BYTES));
+        this.window ??= this.acquireWindow(this.fullWindows ? this.partSizeBytes : Math.min(this.partSizeBytes, FIRST_WINDOW_BYTES));
       }
       const filled = this.position - this.windowStart;
       const take = Math.min(data.length - at, this.partSizeBytes - filled);
       if (filled + take > this.window.length) this.growWindow(filled, filled + take);
-      data.copy(this.window, filled, at, at + take);
+      copyBytes(this.window, data.subarray(at, at + take), filled);
       this.position += take;
       at += take;
       if (filled + take === this.partSizeBytes) this.queueFullSegment();
@@ -130,7 +139,7 @@ export class S3UploadAppender implements UploadAppender {
       const segment: RunSegment = { key: this.keys.segment(start), start, size: data.length, inWindow: true };
       this.run.push(segment);
       this.synced = filled;
-      this.queue(() => this.bucket.put(segment.key, data));
+      this.queue(() => this.bucket.put(segment.key, data), this.window!);
     }
     await this.settled();
     this.throwIfFailed();
@@ -139,6 +148,7 @@ export class S3UploadAppender implements UploadAppender {
   /** Waits for writes under way (nothing may write after the caller rolls back); drops unsynced bytes. */
   async close(): Promise<void> {
     await this.settled();
+    if (this.window !== undefined) this.drop(this.window);
     this.window = undefined;
   }
 
@@ -157,10 +167,18 @@ export class S3UploadAppender implements UploadAppender {
     if (this.partsMode === 'open' && Number.isSafeInteger(number) && number < MAX_PARTS) {
       this.partsReady ??= startParts(this.bucket, this.keys, this.partSizeBytes);
       const ready = this.partsReady;
+      // The appender's hold on the window passes to the part's write.
       this.track(
         (async () => {
-          const [parts] = await Promise.all([ready, this.loadRun(run, start, window)]);
-          await uploadPart(this.bucket, this.keys, parts, number, window);
+          const loaded = this.loadRun(run, start, window);
+          try {
+            const [parts] = await Promise.all([ready, loaded]);
+            await uploadPart(this.bucket, this.keys, parts, number, window);
+          } finally {
+            // Not before the run's reads are over: they copy into the window.
+            await loaded.catch(() => undefined);
+            this.drop(window);
+          }
         })(),
       );
       return;
@@ -170,20 +188,41 @@ export class S3UploadAppender implements UploadAppender {
       await this.bucket.put(this.keys.segment(start), window);
       // Only now: until the full segment is in, the small ones are the data.
       await this.bucket.deleteKeys(run.filter((segment) => segment.start !== start).map((segment) => segment.key));
-    });
+    }, window);
+    this.drop(window);
   }
 
   private growWindow(filled: number, needed: number): void {
     let size = this.window!.length;
     while (size < needed) size *= 2;
-    const grown = Buffer.allocUnsafe(Math.min(this.partSizeBytes, size));
+    const grown = this.acquireWindow(Math.min(this.partSizeBytes, size));
     this.window!.copy(grown, 0, 0, filled);
+    // Small segments written from the old window may still be reading it.
+    this.drop(this.window!);
     this.window = grown;
+  }
+
+  private acquireWindow(size: number): Buffer {
+    const window = this.windows.acquire(size);
+    this.holds.set(window, 1);
+    return window;
+  }
+
+  private hold(window: Buffer): void {
+    this.holds.set(window, this.holds.get(window)! + 1);
+  }
+
+  private drop(window: Buffer): void {
+    const left = this.holds.get(window)! - 1;
+    if (left > 0) return void this.holds.set(window, left);
+    this.holds.delete(window);
+    this.windows.release(window);
   }
 
   /** Reads the run's segments that an earlier request wrote into the front of the window. */
   private async loadRun(run: readonly RunSegment[], start: number, window: Buffer): Promise<void> {
-    await Promise.all(
+    // Settled, every one: a read still copying when this returns could write a recycled window.
+    const reads = await Promise.allSettled(
       run
         .filter((segment) => !segment.inWindow)
         .map(async (segment) => {
@@ -192,12 +231,19 @@ export class S3UploadAppender implements UploadAppender {
           bytes.copy(window, segment.start - start);
         }),
     );
+    const failed = reads.find((read) => read.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
-  /** Queues a write after the segment writes before it. */
-  private queue(write: () => Promise<void>): void {
+  /** Queues a write after the segment writes before it; `reads` is held until the write is over (or skipped). */
+  private queue(write: () => Promise<void>, reads: Buffer): void {
+    this.hold(reads);
     this.serial = this.serial.then(async () => {
-      if (!this.failure) await write();
+      try {
+        if (!this.failure) await write();
+      } finally {
+        this.drop(reads);
+      }
     });
     this.track(this.serial);
   }
