@@ -22,6 +22,8 @@ import { tooLarge, UploadError } from './upload-errors.js';
 import { UploadSessions } from './upload-sessions.js';
 import type { ActiveUpload, AppendRequest, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
 import { appendBody, type HashedOffset } from './upload-writer.js';
+import { sharedBatches } from './batch-buffers.js';
+import { readWholeBody, wholeBlobLength } from './whole-blob.js';
 
 export type { AppendRequest, ChunkRange, CommittedBlob, UploadHooks, UploadLimits, UploadStatus } from './upload-types.js';
 export { RETRY_AFTER_SECONDS } from './upload-types.js';
@@ -120,6 +122,8 @@ export class UploadService {
   async complete(repo: string, id: string, digest: Digest, lastChunk?: AppendRequest): Promise<CommittedBlob> {
     return this.sessions.exclusive(repo, id, async (upload, lease) => {
       const before = upload.durable;
+      const whole = lastChunk && wholeBlobLength(lastChunk, before.offset);
+      if (lastChunk && whole !== undefined) return this.completeWhole(upload, digest, lastChunk, whole, lease);
       if (lastChunk) await this.write(upload, lastChunk, lease);
       const size = upload.durable.offset;
       const actual = await this.digestOf(upload, digest.algorithm);
@@ -164,6 +168,29 @@ export class UploadService {
       await this.blobs.removeUpload(repo, id).catch(() => undefined);
       return { digest, size };
     });
+  }
+
+  /** complete() for a small blob that arrives whole into an empty upload (whole-blob.ts). */
+  private async completeWhole(upload: ActiveUpload, digest: Digest, request: AppendRequest, size: number, lease: HeldLease): Promise<CommittedBlob> {
+    const batch = await readWholeBody(lease.guard(request.body), size, sharedBatches);
+    try {
+      const bytes = batch.subarray(0, size);
+      const state = await this.pool.update(digest.algorithm, initialHashState(digest.algorithm), [bytes]);
+      const actual = await this.pool.digest(digest.algorithm, state);
+      // Nothing was written: the upload stays empty, as the client last saw it.
+      if (actual !== digest.hex) {
+        throw new UploadError('digest', 'content does not match the digest', { expected: digest.value, actual: `${digest.algorithm}:${actual}` });
+      }
+      lease.check();
+      const record = (reservation: Reservation) => this.index.commitUpload(upload.id, upload.repo, digest.value, size, reservation);
+      await placeThenRecord(this.index, [{ digest: digest.value, size }], () => this.blobs.writeBlob(digest.value, bytes), record);
+    } finally {
+      sharedBatches.release(batch);
+    }
+    this.sessions.forget(upload.id);
+    await this.blobs.removeUpload(upload.repo, upload.id).catch(() => undefined);
+    this.hooks.bytesReceived?.(size);
+    return { digest: digest.value, size };
   }
 
   async cancel(repo: string, id: string): Promise<void> {
