@@ -7,7 +7,8 @@ import { expect } from 'vitest';
 import type { BlobStore } from '../../../src/store/blob-store.js';
 import { placeThenRecord } from '../../../src/store/place-then-record.js';
 import { ContentMissingError } from '../../../src/store/registry-index.js';
-import { HOUR, MINUTE, interfering, sha256, sleep, type GcSuiteContext } from './context.js';
+import { parseDigest } from '../../../src/oci/digest.js';
+import { HOUR, MINUTE, interfering, once, sha256, sleep, type GcSuiteContext } from './context.js';
 
 export function raceTests(ctx: GcSuiteContext): void {
   const { test, gc, pushBlob, pushManifest, stored } = ctx;
@@ -61,6 +62,28 @@ export function raceTests(ctx: GcSuiteContext): void {
     const blobs = interfering<BlobStore>(ctx.blobs, {
       async commitUpload(repo, id, d) {
         await ctx.blobs.commitUpload(repo, id, d);
+        if (!interfered) {
+          interfered = true;
+          await collect(d);
+        }
+      },
+    });
+    // Through the upload's data (a PATCH, then a PUT without a body), not as a whole small blob.
+    const uploads = ctx.uploadsOver(blobs);
+    const { id } = await uploads.start('new');
+    await uploads.append('new', id, { body: once(data), length: data.length });
+    await uploads.complete('new', id, parseDigest(digest)!);
+    expect(interfered).toBe(true);
+    expect(await ctx.index.getLinkedBlob('new', digest)).toEqual({ size: 256 });
+    expect(await ctx.blobs.readBlob(digest)).toEqual(data);
+  });
+
+  test('a whole small blob is written again when GC removes it between placing and recording', async () => {
+    const { digest, data } = await garbageBlob();
+    let interfered = false;
+    const blobs = interfering<BlobStore>(ctx.blobs, {
+      async writeBlob(d, bytes) {
+        await ctx.blobs.writeBlob(d, bytes);
         if (!interfered) {
           interfered = true;
           await collect(d);
