@@ -17,8 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { enginesMissing } from '../helpers/engines.js';
-import { scenarioArb, verify } from './sigkill-checks.js';
-import { Killed, model, runOp, Session, stats } from './sigkill-workload.js';
+import { runToKill, scenarioArb, verify } from './sigkill-checks.js';
+import { model, Session, stats } from './sigkill-workload.js';
 
 const NUM_RUNS = Number(process.env.STOWAGE_CLUSTER_KILL_RUNS ?? 12);
 const SEED = Number(process.env.STOWAGE_KILL_SEED ?? 20240611);
@@ -44,14 +44,7 @@ describe.skipIf(missing)('a cluster whose nodes are SIGKILLed at generated point
         const victim = run++ % NODES;
         const next = (victim + 1) % NODES;
         const session = new Session(cluster.nodeUrl(victim), killAfterRequest, delayMs, () => cluster.killNode(victim));
-        try {
-          for (const op of ops) await runOp(session, op);
-        } catch (error) {
-          if (!(error instanceof Killed)) throw error;
-        }
-        if (session.inFlight) stats.midRequest++;
-        await session.kill();
-        stats.killPoints++;
+        await runToKill(session, ops);
         const restarted = cluster.startNode(victim);
         try {
           await verify(cluster.nodeUrl(next), session, () => runFsck({ root: scratch, storage: cluster.storageConfig() }));

@@ -1,5 +1,5 @@
 // What the SIGKILL properties share: the generated scenarios (a workload, the request the
-// kill follows, a delay) and the checks after a restart, which compare what the store serves
+// kill follows, a delay), the run up to the kill, and the checks after a restart, which compare what the store serves
 // with the model (sigkill-workload.ts) and then resume the upload the kill interrupted. The
 // property on one server (sigkill-property.test.ts) and the one on a cluster
 // (cluster-sigkill-property.test.ts) differ only in what they kill and where they look.
@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { expect } from 'vitest';
 import type { FsckReport } from '../../src/tools/fsck/fsck.js';
-import { certain, model, OCI_MANIFEST, REPO, sha256, stats, TAGS, type Observed, type Op, type OpenUpload, type Session } from './sigkill-workload.js';
+import { certain, Killed, model, OCI_MANIFEST, REPO, runOp, sha256, stats, TAGS, type Observed, type Op, type OpenUpload, type Session } from './sigkill-workload.js';
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('blob' as const), size: fc.integer({ min: 2, max: 3 * 1024 * 1024 }), chunks: fc.integer({ min: 1, max: 4 }), monolithic: fc.boolean() }) },
@@ -103,4 +103,17 @@ async function resume(base: string, open: OpenUpload): Promise<void> {
   expect(back.equals(open.data)).toBe(true);
   model.blobs.get(digest)!.present = new Set([true]);
   stats.resumed++;
+}
+
+/** Runs the workload until the kill, which has happened by the time this returns. */
+export async function runToKill(session: Session, ops: readonly Op[]): Promise<void> {
+  try {
+    for (const op of ops) await runOp(session, op);
+  } catch (error) {
+    if (!(error instanceof Killed)) throw error;
+  }
+  if (session.inFlight) stats.midRequest++;
+  // A workload shorter than the kill point is killed at rest: acknowledged work must survive that too.
+  await session.kill();
+  stats.killPoints++;
 }

@@ -26,8 +26,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { ServerProcess } from '../helpers/server-process.js';
-import { scenarioArb, verify } from './sigkill-checks.js';
-import { Killed, model, runOp, Session, stats } from './sigkill-workload.js';
+import { runToKill, scenarioArb, verify } from './sigkill-checks.js';
+import { model, Session, stats } from './sigkill-workload.js';
 
 const NUM_RUNS = Number(process.env.STOWAGE_KILL_RUNS ?? 20);
 const SEED = Number(process.env.STOWAGE_KILL_SEED ?? 20240611);
@@ -50,15 +50,7 @@ it('survives SIGKILL at generated points of pushes, manifest puts, tag moves and
     fc.asyncProperty(scenarioArb, async ({ ops, killAfterRequest, delayMs }) => {
       if (!server.alive) server = await ServerProcess.start(root);
       const session = new Session(server.url, killAfterRequest, delayMs, () => server.kill());
-      try {
-        for (const op of ops) await runOp(session, op);
-      } catch (error) {
-        if (!(error instanceof Killed)) throw error;
-      }
-      if (session.inFlight) stats.midRequest++;
-      // A workload shorter than the kill point is killed at rest: acknowledged work must survive that too.
-      await session.kill();
-      stats.killPoints++;
+      await runToKill(session, ops);
       server = await ServerProcess.start(root);
       await verify(server.url, session, () => runFsck({ root }));
     }),
