@@ -139,11 +139,7 @@ export class UploadService {
       }
       lease.check();
       await this.placeAndRecord(repo, id, digest.value, size, (reservation) => this.index.commitUpload(id, repo, digest.value, size, reservation));
-      this.sessions.forget(id);
-      // The blob is committed: failing the request now would tell the client otherwise. A
-      // directory left behind belongs to no session and is garbage for GC.
-      await this.blobs.removeUpload(repo, id).catch(() => undefined);
-      return { digest: digest.value, size };
+      return this.ended(repo, id, { digest: digest.value, size });
     });
   }
 
@@ -164,9 +160,7 @@ export class UploadService {
       }
       lease.check();
       await this.placeAndRecord(repo, id, digest, size, (reservation) => this.index.commitUploadUnlinked(id, digest, size, reservation));
-      this.sessions.forget(id);
-      await this.blobs.removeUpload(repo, id).catch(() => undefined);
-      return { digest, size };
+      return this.ended(repo, id, { digest, size });
     });
   }
 
@@ -182,15 +176,23 @@ export class UploadService {
         throw new UploadError('digest', 'content does not match the digest', { expected: digest.value, actual: `${digest.algorithm}:${actual}` });
       }
       lease.check();
-      const record = (reservation: Reservation) => this.index.commitUpload(upload.id, upload.repo, digest.value, size, reservation);
-      await placeThenRecord(this.index, [{ digest: digest.value, size }], () => this.blobs.writeBlob(digest.value, bytes), record);
+      const { repo, id } = upload;
+      const record = (reservation: Reservation) => this.index.commitUpload(id, repo, digest.value, size, reservation);
+      await this.placeAndRecord(repo, id, digest.value, size, record, () => this.blobs.writeBlob(digest.value, bytes));
     } finally {
       sharedBatches.release(batch);
     }
-    this.sessions.forget(upload.id);
-    await this.blobs.removeUpload(upload.repo, upload.id).catch(() => undefined);
     this.hooks.bytesReceived?.(size);
-    return { digest: digest.value, size };
+    return this.ended(upload.repo, upload.id, { digest: digest.value, size });
+  }
+
+  /** After a commit: the session is over here, and its data (if any is left) goes. */
+  private async ended(repo: string, id: string, blob: CommittedBlob): Promise<CommittedBlob> {
+    this.sessions.forget(id);
+    // The blob is committed: failing the request now would tell the client otherwise. A
+    // directory left behind belongs to no session and is garbage for GC.
+    await this.blobs.removeUpload(repo, id).catch(() => undefined);
+    return blob;
   }
 
   async cancel(repo: string, id: string): Promise<void> {
@@ -313,9 +315,19 @@ export class UploadService {
 
   // ---- garbage collection (gc/collector.ts) ----
 
-  /** Places the upload's data (still held by the session) at the blob's place and records it; again if GC removed it meanwhile. */
-  private placeAndRecord(repo: string, id: string, digest: string, size: number, record: (reservation: Reservation) => Promise<void>): Promise<void> {
-    return placeThenRecord(this.index, [{ digest, size }], () => this.blobs.commitUpload(repo, id, digest), record);
+  /**
+   * Places the blob (by default the upload's data, still held by the session) and records
+   * it; again if GC removed it meanwhile.
+   */
+  private placeAndRecord(
+    repo: string,
+    id: string,
+    digest: string,
+    size: number,
+    record: (reservation: Reservation) => Promise<void>,
+    place = () => this.blobs.commitUpload(repo, id, digest),
+  ): Promise<void> {
+    return placeThenRecord(this.index, [{ digest, size }], place, record);
   }
 
 
