@@ -174,7 +174,11 @@ export function buildApp(
 
   app.setErrorHandler(async (error, request, reply) => {
     const apiError = toApiError(error);
-    if (apiError) return sendError(reply, apiError);
+    if (apiError) {
+      // A refusal of the storage's (507, 503) says why only in the log: the client sees the code.
+      if (apiError.status >= 500) request.log.warn({ err: error }, 'storage refused the request');
+      return sendError(reply, apiError);
+    }
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
       return sendError(reply, errors.protocol(status, (error as Error).message, { reason: (error as { code?: string }).code }));

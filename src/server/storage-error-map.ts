@@ -1,6 +1,6 @@
 // A full disk is an answer, not a crash: ENOSPC and EDQUOT from any write (upload data, hash
-// states, manifests), and a failed LMDB commit (which lmdb-js reports as "Commit failed" with
-// the system error, EIO on a full filesystem, behind a promise), become 507 Insufficient
+// states, manifests), and an index commit that failed (INDEX_COMMIT_FAILED: LMDB could not
+// write, EIO on a full filesystem), become 507 Insufficient
 // Storage with the spec's error body. Nothing is half-written by then: uploads roll back to
 // their last durable offset and a failed commit changes nothing, so the client can retry
 // (or resume the upload) once space is freed. A storage dependency that cannot be reached
@@ -14,13 +14,9 @@ const FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 export function toStorageError(error: unknown): ApiError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code === 'string' && FULL_CODES.has(code)) return errors.storageFull(code);
-  if (isLmdbCommitFailure(error)) return errors.storageFull('index commit failed');
+  if (error instanceof StorageError && error.code === 'INDEX_COMMIT_FAILED') return errors.storageFull('index commit failed');
   if (error instanceof StorageError && UNAVAILABLE_CODES.has(error.code)) {
     return errors.storageUnavailable(error.code === 'INDEX_UNAVAILABLE' ? 'index' : 'blob store');
   }
   return undefined;
-}
-
-export function isLmdbCommitFailure(error: unknown): boolean {
-  return error instanceof Error && 'commitError' in error && error.message.startsWith('Commit failed');
 }

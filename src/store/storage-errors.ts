@@ -17,7 +17,12 @@ export type StorageErrorCode =
    * timing out or answering 5xx after the client's retries). The operation failed and may be
    * retried later (objects are written whole or not at all). The original error is the `cause`.
    */
-  | 'BLOB_STORE_UNAVAILABLE';
+  | 'BLOB_STORE_UNAVAILABLE'
+  /**
+   * The index could not commit a change, after a few attempts (store/lmdb/write-transaction.ts):
+   * nothing was written. A full disk is the usual reason; the cause is the database's error.
+   */
+  | 'INDEX_COMMIT_FAILED';
 
 /** The codes that mean "a dependency is down, try again later", not "this request is wrong". */
 export const UNAVAILABLE_CODES: ReadonlySet<StorageErrorCode> = new Set(['INDEX_UNAVAILABLE', 'BLOB_STORE_UNAVAILABLE']);

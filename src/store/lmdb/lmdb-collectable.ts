@@ -20,7 +20,7 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
   }
 
   dropUnusedLinks(links: readonly [string, string][], before: number): Promise<[string, string][]> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const dropped: [string, string][] = [];
       for (const [repo, digest] of links) {
         const value = this.links.get([repo, digest]);
@@ -50,7 +50,7 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
   }
 
   markBlobsDeleting(digests: readonly string[], cutoff: BlobCutoff, until: number): Promise<UnreferencedBlob[]> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const marked: UnreferencedBlob[] = [];
       for (const digest of digests) {
         const value = this.blobs.get(digest);
@@ -66,7 +66,7 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
   }
 
   claimOrphans(files: readonly ContentItem[], until: number): Promise<ContentItem[]> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const claimed: ContentItem[] = [];
       for (const { digest, size } of files) {
         // A record of any state means someone owns the bytes: a writer (pending) or GC.
@@ -79,7 +79,7 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
   }
 
   forgetDeletedBlobs(digests: readonly string[]): Promise<number> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       let forgotten = 0;
       for (const digest of digests) {
         if (this.blobs.get(digest)?.state !== 'deleting') continue;
@@ -103,7 +103,7 @@ export abstract class LmdbCollectable extends LmdbTables implements CollectableI
   }
 
   removeUntaggedManifests(manifests: readonly [string, string][], before: number): Promise<[string, string][]> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const removed: [string, string][] = [];
       for (const [repo, digest] of manifests) {
         const record = this.manifests.get([repo, digest]);

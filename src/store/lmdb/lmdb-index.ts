@@ -68,7 +68,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   mountBlob(repo: string, digest: string, from?: string): Promise<BlobRecord | undefined> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const record = this.blobs.get(digest);
       if (!isLive(record) || (from !== undefined && this.links.get([from, digest]) === undefined)) return undefined;
       this.link(repo, digest, record.size);
@@ -77,7 +77,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   reserveContent(items: readonly ContentItem[]): Promise<Reservation> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const now = Date.now();
       const deleting: string[] = [];
       const held = new Map<string, number>();
@@ -104,11 +104,11 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   linkBlob(repo: string, digest: string, size: number): Promise<void> {
-    return this.env.transaction(() => this.link(repo, digest, size));
+    return this.write(() => this.link(repo, digest, size));
   }
 
   unlinkBlob(repo: string, digest: string): Promise<boolean> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       if (this.links.get([repo, digest]) === undefined) return false;
       this.links.removeSync([repo, digest]);
       this.refs.removeSync([digest, repo, 'link', '']);
@@ -117,7 +117,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   commitUpload(uploadId: string, repo: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       this.requireContent(digest, reservation);
       this.link(repo, digest, size);
       this.uploads.removeSync(uploadId);
@@ -125,7 +125,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   commitUploadUnlinked(uploadId: string, digest: string, size: number, reservation?: Reservation): Promise<void> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       this.requireContent(digest, reservation);
       this.touchBlob(digest, size);
       this.uploads.removeSync(uploadId);
@@ -145,7 +145,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
     options: PutManifestOptions = {},
     reservation?: Reservation,
   ): Promise<PutManifestResult> {
-    return this.env.transaction((): PutManifestResult => {
+    return this.write((): PutManifestResult => {
       if (!options.sparse) {
         const missingBlobs = record.blobs.filter((d) => this.links.get([repo, d]) === undefined);
         const missingManifests = record.manifests.filter((d) => this.manifests.get([repo, d]) === undefined);
@@ -159,7 +159,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   commitImport(batches: ImportBatch[], reservation?: Reservation): Promise<PutManifestResult> {
-    return this.env.transaction((): PutManifestResult => {
+    return this.write((): PutManifestResult => {
       // Every check runs before the first write, so a refusal writes nothing.
       const missingBlobs: string[] = [];
       const missingManifests: string[] = [];
@@ -206,7 +206,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   deleteManifest(repo: string, digest: string): Promise<boolean> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const record = this.manifests.get([repo, digest]);
       if (record === undefined) return false;
       this.dropManifest(repo, record);
@@ -216,7 +216,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
 
 
   deleteTag(repo: string, tag: string): Promise<boolean> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       const digest = this.tags.get([repo, tag]);
       if (digest === undefined) return false;
       this.tags.removeSync([repo, tag]);
@@ -254,7 +254,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   // Upload sessions.
 
   createUpload(session: UploadSession, options: CreateUploadOptions = {}): Promise<CreateUploadResult> {
-    return this.env.transaction((): CreateUploadResult => {
+    return this.write((): CreateUploadResult => {
       // LMDB keeps the count (no scan); write transactions run one at a time across processes.
       const openSessions = entryCount(this.uploads);
       if (options.maxSessions !== undefined && openSessions >= options.maxSessions) return { ok: false, openSessions };
@@ -274,7 +274,7 @@ export class LmdbIndex extends LmdbMaintainable implements RegistryIndex {
   }
 
   deleteUpload(id: string): Promise<void> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       this.uploads.removeSync(id);
     });
   }

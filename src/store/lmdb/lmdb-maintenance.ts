@@ -23,7 +23,7 @@ export abstract class LmdbMaintainable extends LmdbCollectable implements Audita
   }
 
   applyRepairs(repairs: readonly IndexRepair[]): Promise<void> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       for (const repair of repairs) {
         const db = this.table(repair.table);
         if (repair.op === 'remove') db.removeSync(repair.key);
@@ -44,7 +44,7 @@ export abstract class LmdbMaintainable extends LmdbCollectable implements Audita
   }
 
   adoptRepositories(batches: readonly AdoptionBatch[]): Promise<void> {
-    return this.env.transaction(() => {
+    return this.write(() => {
       for (const { repo, links, unlinkedBlobs, manifests, tags, uploads } of batches) {
         for (const { digest, size } of links) this.link(repo, digest, size);
         for (const { digest, size } of unlinkedBlobs) if (this.blobs.get(digest) === undefined) this.blobs.putSync(digest, { size });
@@ -61,7 +61,7 @@ export abstract class LmdbMaintainable extends LmdbCollectable implements Audita
 
   recordAdoption(record: AdoptionRecord): Promise<void> {
     const db = this.adoption;
-    return this.env.transaction(() => {
+    return this.write(() => {
       db.putSync('last', record);
     });
   }

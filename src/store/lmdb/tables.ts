@@ -29,6 +29,7 @@
 
 import type { Database, RootDatabase } from 'lmdb';
 import { ContentMissingError } from '../registry-index.js';
+import { writeTransaction } from './write-transaction.js';
 import type { BlobRecord, IndexTable, ManifestRecord, Reference, Reservation, UploadSession } from '../registry-index.js';
 
 export type RepoKey = [string, string];
@@ -71,6 +72,11 @@ export abstract class LmdbTables {
     this.referrers = env.openDB({ name: 'referrers' });
     this.refs = env.openDB({ name: 'refs' });
     this.uploads = env.openDB({ name: 'uploads' });
+  }
+
+  /** One write transaction (write-transaction.ts: a failed commit is retried, then INDEX_COMMIT_FAILED). */
+  protected write<T>(work: () => T): Promise<T> {
+    return writeTransaction(this.env, work);
   }
 
   protected link(repo: string, digest: string, size: number): void {
