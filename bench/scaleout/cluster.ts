@@ -25,6 +25,8 @@ export interface ScaleTarget {
   /** Where clients go: the node itself (×1) or the balancer. */
   url: string;
   bucket: string;
+  /** The registry's own processes (not the balancer's), for the CPU figures (cpu.ts). */
+  pids(): Set<number>;
   /** A balancer over the first `n` nodes, for the aggregate rows; close it after use. */
   balancerOver(n: number): Promise<{ url: string; close(): Promise<void> }>;
   close(): Promise<void>;
@@ -74,7 +76,8 @@ export async function startTarget(spec: ScaleSpec, engines: Engines, index: numb
       return { url, close: () => stop(child) };
     };
     const url = spec.nodes === 1 ? `http://127.0.0.1:${ports[0]}` : (await balancerOver(spec.nodes)).url;
-    return { spec, url, bucket, balancerOver, close };
+    const pids = () => new Set(nodes.map((child) => child.pid).filter((pid): pid is number => pid !== undefined));
+    return { spec, url, bucket, pids, balancerOver, close };
   } catch (error) {
     await close();
     throw error;
@@ -133,7 +136,8 @@ async function startBalancer(dir: string, kind: ScaleSpec['kind'], ports: number
   return { url, child };
 }
 
-function track(child: ChildProcess): ChildProcess {
+/** A child of the bench, killed with the others if the bench exits early (killChildrenNow). */
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   const tail: string[] = [];
   child.stderr?.on('data', (d: Buffer) => {

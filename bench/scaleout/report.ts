@@ -3,6 +3,8 @@
 // what RGW itself does with a plain PutObject/GetObject in the same run.
 
 import type { Measurement } from '../measure.js';
+import { formatCpu } from './cpu-report.js';
+import { viaBalancer } from './rgw-ceilings.js';
 import type { ScaleoutReport, ScaleoutTargetResult } from './section.js';
 
 export function formatScaleout(report: ScaleoutReport): string {
@@ -10,7 +12,7 @@ export function formatScaleout(report: ScaleoutReport): string {
   const head = [
     `Scale-out: Stowage (S3 blobs + PostgreSQL index) vs Distribution 2.8 (s3 driver), on one Ceph RGW (memstore) and PostgreSQL 15 started for this run; ${(report.durationMs / 1000).toFixed(0)} s (engines up in ${(report.enginesUpMs / 1000).toFixed(0)} s)`,
     `x3 = three processes on one bucket behind HAProxy, round robin per request; x1 = one process, no balancer. Reps ${c.reps} (RGW ${c.ceilingReps}); load average (1 min) ${report.loadAverage.start.toFixed(2)} at start, ${report.loadAverage.end.toFixed(2)} at end.`,
-    'Ratios: Stowage / Distribution at the same node count; push over RGW\'s own PutObject (SDK), pull over its GetObject received by curl like the pulls (same run). For s, ms and count rows lower is better.',
+    'Ratios: Stowage / Distribution at the same node count; push over RGW\'s own PutObject (SDK), pull over its GetObject received by curl like the pulls (same run); "via LB" the same through an HAProxy over RGW alone, the x3 rows\' best case. For s, ms and count rows lower is better.',
   ];
   if (report.error) return [...head, '', `  FAILED: ${report.error}`].join('\n');
 
@@ -23,10 +25,12 @@ export function formatScaleout(report: ScaleoutReport): string {
   const value = (t: ScaleoutTargetResult | undefined, key: string) => t?.measurements.find((m) => m.key === key)?.value;
   const short = (t: ScaleoutTargetResult) => `${t.spec.kind === 'stowage' ? 'stowage' : 'dist'} x${t.spec.nodes}`;
   const header = ['metric', 'unit', ...report.targets.map(short)];
-  header.push(...pairs.map((p) => `st/dist x${p.nodes}`), 'RGW', ...pairs.map((p) => `st x${p.nodes}/RGW`), ...pairs.map((p) => `dist x${p.nodes}/RGW`));
+  header.push(...pairs.map((p) => `st/dist x${p.nodes}`), 'RGW', ...pairs.map((p) => `st x${p.nodes}/RGW`), ...pairs.map((p) => `dist x${p.nodes}/RGW`), 'RGW via LB', 'st x3/LB', 'dist x3/LB');
   const rows = keys.map((m) => {
     const ceiling = m.ceiling ? ceilings.get(m.ceiling) : undefined;
     const ofCeiling = (t: ScaleoutTargetResult | undefined) => (ceiling ? ratio(value(t, m.key), ceiling.value) : '');
+    const viaLb = m.ceiling ? ceilings.get(viaBalancer(m.ceiling)) : undefined;
+    const x3 = pairs.find((p) => p.nodes === 3);
     return [
       m.label,
       m.unit,
@@ -35,6 +39,9 @@ export function formatScaleout(report: ScaleoutReport): string {
       ceiling ? fmt(ceiling.value, ceiling.unit) : '',
       ...pairs.map((p) => ofCeiling(p.stowage)),
       ...pairs.map((p) => ofCeiling(p.distribution)),
+      viaLb ? fmt(viaLb.value, viaLb.unit) : '',
+      viaLb ? ratio(value(x3?.stowage, m.key), viaLb.value) : '',
+      viaLb ? ratio(value(x3?.distribution, m.key), viaLb.value) : '',
     ];
   });
   const phase = (m: Measurement, key: string) => (typeof m.detail?.[key] === 'number' ? fmt(m.detail[key] as number, m.unit) : '');
@@ -51,6 +58,7 @@ export function formatScaleout(report: ScaleoutReport): string {
     '',
     'RGW alone, before and after the targets (@aws-sdk/client-s3 over keep-alive; registry pulls are received by curl); the RGW column is the median of both:',
     render([['ceiling', 'unit', 'median', 'start', 'end'], ...ceilingRows]),
+    ...formatCpu(report, render),
     ...(notes.length ? ['', 'Errors and failures:', ...notes] : []),
   ].join('\n');
 }

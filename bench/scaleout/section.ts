@@ -2,17 +2,14 @@
 // them and put through the same workloads; everything stopped at the end, whatever happened.
 // Opt-in (--sections scaleout): it needs PostgreSQL, Ceph and HAProxy, and minutes.
 
-import { execFile } from 'node:child_process';
 import os from 'node:os';
-import { Readable } from 'node:stream';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { blobSlices, makeBlob, MiB } from '../blobs.js';
-import { repeatMs, throughput, type Measurement } from '../measure.js';
+import { throughput, type Measurement } from '../measure.js';
 import { killChildrenNow, startTarget, type ScaleSpec, type ScaleTarget } from './cluster.js';
 import { scaleoutConfig, type ScaleoutConfig } from './config.js';
-import { createBucket, emptyBucket, startEngines, stopEnginesNow, type Engines } from './engines.js';
-import { aggregateWorkloads, catalogWorkload, imageWorkloads, RGW_GET, RGW_GET_CURL, RGW_PUT, Tally, transferWorkloads, type Context } from './workloads.js';
+import { meanCpu, type CpuUse } from './cpu.js';
+import { emptyBucket, startEngines, stopEnginesNow, type Engines } from './engines.js';
+import { rgwCeilings } from './rgw-ceilings.js';
+import { aggregateWorkloads, catalogWorkload, imageWorkloads, Tally, transferWorkloads, type Context } from './workloads.js';
 
 export interface ScaleoutTargetResult {
   spec: ScaleSpec;
@@ -167,55 +164,9 @@ function mergeCeilings(start: Measurement[], end: Measurement[]): Measurement[] 
     const e = end.find((m) => m.key === s.key);
     const runs = [...((s.detail?.runsMs as number[]) ?? []), ...((e?.detail?.runsMs as number[]) ?? [])];
     const merged = throughput(s.key, s.label, s.detail?.bytes as number, runs);
-    return { ...merged, detail: { ...merged.detail, startMBps: Math.round(s.value), endMBps: e ? Math.round(e.value) : undefined } };
+    const cpu = meanCpu([s.detail?.cpu, e?.detail?.cpu].filter((c): c is CpuUse => c !== undefined));
+    return { ...merged, detail: { ...merged.detail, cpu, startMBps: Math.round(s.value), endMBps: e ? Math.round(e.value) : undefined } };
   });
-}
-
-/** RGW without a registry in front: one plain PutObject of the push size, one GetObject of it. */
-async function rgwCeilings(engines: Engines, config: ScaleoutConfig, phase: string): Promise<Measurement[]> {
-  const { client } = engines;
-  const bucket = `bench-rgw-ceiling-${phase}`;
-  await createBucket(client, bucket);
-  const size = config.pushBytes;
-  const blob = makeBlob(size);
-  const key = 'ceiling-object';
-  const label = `${size / MiB} MiB`;
-  const out: Measurement[] = [];
-  // A fresh RGW creates its data pools on the first write and is slow for a while after:
-  // warm up first, so the ceiling is RGW's steady pace rather than its start.
-  const warm = makeBlob(16 * MiB);
-  for (let i = 0; i < 3; i++) {
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `warm-${i}`, Body: Readable.from(blobSlices(warm)), ContentLength: warm.size }));
-    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `warm-${i}` }));
-    for await (const _ of res.Body as AsyncIterable<Uint8Array>);
-  }
-  const put = await repeatMs(config.ceilingReps, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Readable.from(blobSlices(blob)), ContentLength: size })));
-  out.push(throughput(RGW_PUT, `RGW PutObject, one request (${label}, SDK)`, size, put));
-  const get = await repeatMs(config.ceilingReps, async () => {
-    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    let bytes = 0;
-    for await (const chunk of res.Body as AsyncIterable<Uint8Array>) bytes += chunk.length;
-    if (bytes !== size) throw new Error(`GetObject: ${bytes} bytes, expected ${size}`);
-  });
-  out.push(throughput(RGW_GET, `RGW GetObject (${label}, SDK)`, size, get));
-  // The registries' pulls are received by curl: the same client on a presigned URL is the
-  // pull rows' ceiling (the SDK row shows what a Node client gets).
-  const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: 600 });
-  const curl = await repeatMs(config.ceilingReps, () => curlGet(url, size));
-  out.push(throughput(RGW_GET_CURL, `RGW GetObject (${label}, curl, presigned URL)`, size, curl));
-  await emptyBucket(engines, bucket).catch(() => undefined);
-  return out;
-}
-
-function curlGet(url: string, size: number): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile('curl', ['-sS', '-o', '/dev/null', '--max-time', '180', '-w', '%{http_code} %{size_download}', url], (error, stdout) => {
-      if (error) return reject(error);
-      const [status, bytes] = stdout.trim().split(' ').map(Number);
-      if (status !== 200 || bytes !== size) return reject(new Error(`curl GET: HTTP ${status}, ${bytes} bytes`));
-      resolve();
-    }),
-  );
 }
 
 function message(error: unknown): string {

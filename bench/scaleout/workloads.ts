@@ -11,6 +11,7 @@ import { OCI_MANIFEST, completeUpload, patchChunk, pullBlob, pushMonolithic, sta
 import { skipBodyOfHeadResponses } from '../workloads.js';
 import type { ScaleoutConfig } from './config.js';
 import type { ScaleTarget } from './cluster.js';
+import { cpuBetween, cpuSnapshot, perRun } from './cpu.js';
 
 export const RGW_PUT = 'rgw/put';
 export const RGW_GET = 'rgw/get';
@@ -285,19 +286,27 @@ function imageManifest(config: Blob, layers: Blob[]): Buffer {
 }
 
 /** `reps` timed runs of `work`, the failed ones left out (and counted); stops early when the budget is spent. */
-async function timedRuns(ctx: Context, what: string, work: () => Promise<void>, reps = ctx.config.reps): Promise<number[]> {
-  const times: number[] = [];
+/** Runs' times, with the CPU they took (per run, by role: cpu.ts) measured around all of them. */
+type Runs = number[] & { cpu?: ReturnType<typeof perRun> };
+
+async function timedRuns(ctx: Context, what: string, work: () => Promise<void>, reps = ctx.config.reps): Promise<Runs> {
+  const times: Runs = [];
+  const start = cpuSnapshot();
+  let attempts = 0;
   for (let i = 0; i < reps; i++) {
     if (i > 0 && ctx.left() < 60_000) break;
+    attempts++;
     const ms = await ctx.tally.attempt(what, () => timed(work));
     if (ms !== undefined) times.push(ms);
   }
+  times.cpu = perRun(cpuBetween(start, cpuSnapshot(), ctx.target.pids()), attempts);
   return times;
 }
 
-function row(key: string, label: string, bytes: number, times: number[], ceiling: string): Measurement {
+function row(key: string, label: string, bytes: number, times: Runs, ceiling: string): Measurement {
   if (times.length === 0) return { key, label, unit: 'MB/s', value: NaN, higherIsBetter: true, ceiling, detail: { failed: true } };
-  return throughput(key, label, bytes, times, ceiling);
+  const measured = throughput(key, label, bytes, times, ceiling);
+  return { ...measured, detail: { ...measured.detail, cpu: times.cpu } };
 }
 
 function seconds(key: string, label: string, ms: number | undefined, detail?: Record<string, unknown>): Measurement {
