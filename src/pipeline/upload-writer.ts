@@ -55,6 +55,7 @@ export interface AppendBodyOptions {
 export async function appendBody(options: AppendBodyOptions): Promise<HashedOffset> {
   const { data, pool, algorithm, body, expectedLength, maxLength = Infinity } = options;
   const batches = options.batches ?? sharedBatches;
+  if (expectedLength !== undefined) data.expect?.(expectedLength);
   let position = options.from.offset;
   let hashed: Promise<HashedOffset> = Promise.resolve(options.from);
   let received = 0;

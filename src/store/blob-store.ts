@@ -23,6 +23,11 @@ export interface UploadAppender {
   readonly offset: number;
   /** Appends after every byte appended before; `data` may be reused once this resolves. */
   append(data: Buffer): Promise<void>;
+  /**
+   * The caller expects `bytes` more (a request's declared length): a store that buffers may
+   * size its memory for them at once instead of growing it as they come. Only a hint.
+   */
+  expect?(bytes: number): void;
   /** Makes every byte appended so far durable. */
   sync(): Promise<void>;
   close(): Promise<void>;

@@ -5,7 +5,7 @@
 // small segments of syncs, and whether a window grew or was filled whole.
 
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { sharedWindows, WindowPool } from '../../src/store/s3/s3-windows.js';
 import { enginesMissing } from '../helpers/engines.js';
 import { TestBucket } from '../helpers/s3-buckets.js';
@@ -98,4 +98,35 @@ describe.skipIf(skip)('S3 uploads sharing recycled windows', () => {
       store.bucket.client.destroy();
     }
   }, 120_000);
+
+  it('sizes the window for a declared length at once, where it grows window by window without one', async () => {
+    const { store, dispose } = await bucket.store({ partSizeBytes: 8 * MIB });
+    const acquired = vi.spyOn(sharedWindows, 'acquire');
+    try {
+      const windowsFor = async (id: string, size: number, declared: number | undefined): Promise<number[]> => {
+        const data = randomBytes(size);
+        await store.createUpload(REPO, id, new Date(), 'sha256');
+        const writer = await store.openUploadAppender(REPO, id, 0);
+        acquired.mockClear();
+        if (declared !== undefined) writer.expect?.(declared);
+        for (let at = 0; at < size; at += 64 * 1024) await writer.append(data.subarray(at, at + 64 * 1024));
+        await writer.sync();
+        await writer.close();
+        const sizes = acquired.mock.calls.map(([bytes]) => bytes);
+        await store.commitUpload(REPO, id, digestOf(data));
+        expect((await store.readBlob(digestOf(data))).equals(data)).toBe(true);
+        return sizes;
+      };
+      // A whole part declared (a 16 MiB PATCH on the default part size): one window, no copies.
+      expect(await windowsFor('00000010-2222-4333-8444-555555555555', 8 * MIB, 8 * MIB)).toEqual([8 * MIB]);
+      // Less than a part: the power of two that holds it.
+      expect(await windowsFor('00000011-2222-4333-8444-555555555555', 3 * MIB + 5, 3 * MIB + 5)).toEqual([4 * MIB]);
+      // No declared length (a chunked transfer): from 256 KiB, doubling as bytes come.
+      expect(await windowsFor('00000012-2222-4333-8444-555555555555', 3 * MIB + 5, undefined)).toEqual([256 * 1024, 512 * 1024, MIB, 2 * MIB, 4 * MIB]);
+    } finally {
+      acquired.mockRestore();
+      await dispose();
+      store.bucket.client.destroy();
+    }
+  }, 60_000);
 });

@@ -64,6 +64,8 @@ export class S3UploadAppender implements UploadAppender {
   private synced: number;
   /** Whether a window of this appender was filled: later ones are allocated whole. */
   private fullWindows = false;
+  /** Where the bytes the caller announced (expect) end: a window is sized for them at once. */
+  private expectedEnd = 0;
   /** Writes queued or running; none rejects (failures go to `failure`). */
   private readonly running = new Set<Promise<void>>();
   /** Segment writes run one after another: a merge deletes what an earlier write made. */
@@ -106,6 +108,19 @@ export class S3UploadAppender implements UploadAppender {
     return this.position;
   }
 
+  expect(bytes: number): void {
+    this.expectedEnd = this.position + bytes;
+  }
+
+  /**
+   * A window for at least `needed` bytes from `windowStart` and for those announced, within a
+   * part; a power of two below a part size, so that the pool's windows fit other uploads too.
+   */
+  private windowSize(needed: number): number {
+    const want = Math.max(needed, this.expectedEnd - this.windowStart);
+    return Math.min(this.partSizeBytes, 2 ** Math.ceil(Math.log2(Math.max(1, want))));
+  }
+
   async append(data: Buffer): Promise<void> {
     this.throwIfFailed();
     // The caller reuses `data` once this resolves: every byte is copied before that.
@@ -118,7 +133,8 @@ export class S3UploadAppender implements UploadAppender {
         this.throwIfFailed();
         // The first window grows with what comes (a small blob must not cost a part size
         // of memory); once one is full, the upload is a large one and later windows are whole.
-        this.window ??= this.acquireWindow(this.fullWindows ? this.partSizeBytes : Math.min(this.partSizeBytes, FIRST_WINDOW_BYTES));
+        // A declared length sizes it at once (a 16 MiB PATCH is one window, not seven).
+        this.window ??= this.acquireWindow(this.fullWindows ? this.partSizeBytes : this.windowSize(FIRST_WINDOW_BYTES));
       }
       const filled = this.position - this.windowStart;
       const take = Math.min(data.length - at, this.partSizeBytes - filled);
@@ -195,7 +211,7 @@ export class S3UploadAppender implements UploadAppender {
   private growWindow(filled: number, needed: number): void {
     let size = this.window!.length;
     while (size < needed) size *= 2;
-    const grown = this.acquireWindow(Math.min(this.partSizeBytes, size));
+    const grown = this.acquireWindow(this.windowSize(size));
     this.window!.copy(grown, 0, 0, filled);
     // Small segments written from the old window may still be reading it.
     this.drop(this.window!);
