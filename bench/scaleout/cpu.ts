@@ -68,8 +68,8 @@ function roleOf(pid: number, comm: string, registryPids: ReadonlySet<number>): C
   if (registryPids.has(pid)) return 'registry';
   if (pid === process.pid) return 'bench';
   if (comm === 'haproxy') return 'haproxy';
-  if (comm === 'radosgw' || comm.startsWith('rgw') || comm.startsWith('radosgw')) return 'rgw';
-  if (comm === 'ceph-osd' || comm.startsWith('ceph-osd')) return 'osd';
+  if (comm === 'radosgw') return 'rgw';
+  if (comm === 'ceph-osd') return 'osd';
   return 'other';
 }
 

@@ -285,10 +285,10 @@ function imageManifest(config: Blob, layers: Blob[]): Buffer {
   );
 }
 
-/** `reps` timed runs of `work`, the failed ones left out (and counted); stops early when the budget is spent. */
 /** Runs' times, with the CPU they took (per run, by role: cpu.ts) measured around all of them. */
 type Runs = number[] & { cpu?: ReturnType<typeof perRun> };
 
+/** `reps` timed runs of `work`, the failed ones left out (and counted); stops early when the budget is spent. */
 async function timedRuns(ctx: Context, what: string, work: () => Promise<void>, reps = ctx.config.reps): Promise<Runs> {
   const times: Runs = [];
   const start = cpuSnapshot();

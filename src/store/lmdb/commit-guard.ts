@@ -10,12 +10,17 @@ let guarded = false;
  * unhandled rejection is rethrown, which is what Node does by default. The environment
  * stays usable: later commits succeed once there is space again (test/faults/disk-full).
  */
+/** lmdb-js's rejection of each transaction of a batch whose commit failed; LMDB's own error is behind `commitError`. */
+export function isCommitFailure(error: unknown): error is Error & { commitError: Promise<unknown> } {
+  return error instanceof Error && error.message.startsWith('Commit failed') && 'commitError' in error && error.commitError instanceof Promise;
+}
+
 export function guardFailedCommits(): void {
   if (guarded) return;
   guarded = true;
   process.on('unhandledRejection', (reason) => {
-    if (reason instanceof Error && reason.message.startsWith('Commit failed (see commitError') && 'commitError' in reason) {
-      (reason.commitError as Promise<unknown>).catch(() => undefined);
+    if (isCommitFailure(reason)) {
+      reason.commitError.catch(() => undefined);
       return;
     }
     // The system error behind a failed commit ("No space left on device", with errno as a

@@ -11,6 +11,7 @@
 
 import type { RootDatabase } from 'lmdb';
 import { StorageError } from '../storage-errors.js';
+import { isCommitFailure } from './commit-guard.js';
 
 export const COMMIT_ATTEMPTS = 3;
 const BACKOFF_MS = [5, 25];
@@ -42,11 +43,6 @@ function reasonOf(error: Error & { commitError: Promise<unknown> }): Promise<unk
     (cause: unknown) => cause,
   );
   return Promise.race([reason, late]).finally(() => clearTimeout(timer));
-}
-
-/** lmdb-js's rejection of every transaction of a batch whose commit failed. */
-function isCommitFailure(error: unknown): error is Error & { commitError: Promise<unknown> } {
-  return error instanceof Error && error.message.startsWith('Commit failed') && 'commitError' in error && error.commitError instanceof Promise;
 }
 
 function describe(cause: unknown): string {
