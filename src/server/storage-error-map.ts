@@ -6,6 +6,7 @@
 // (or resume the upload) once space is freed. A storage dependency that cannot be reached
 // (a database or object store restarting) is 503 UNAVAILABLE: retry later, nothing written.
 
+import type { FastifyBaseLogger } from 'fastify';
 import { StorageError, UNAVAILABLE_CODES } from '../store/storage-errors.js';
 import { errors, type ApiError } from './errors.js';
 
@@ -19,4 +20,18 @@ export function toStorageError(error: unknown): ApiError | undefined {
     return errors.storageUnavailable(error.code === 'INDEX_UNAVAILABLE' ? 'index' : 'blob store');
   }
   return undefined;
+}
+
+/**
+ * For a read of content the index lists: bytes the blob store does not hold (ENOENT, both
+ * stores' answer for a missing blob) were lost below the registry, a file or object removed
+ * by hand. To the client the content does not exist (`answer()`, a 404 of the spec's codes);
+ * the operator gets an error line naming the digest, since only fsck or a re-push heals it.
+ */
+export function whenContentMissing(log: FastifyBaseLogger, digest: string, answer: () => ApiError): (error: unknown) => never {
+  return (error) => {
+    if ((error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw error;
+    log.error({ digest }, 'the index lists this content but the blob store does not hold it (stowage fsck reports such losses)');
+    throw answer();
+  };
 }

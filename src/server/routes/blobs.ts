@@ -4,6 +4,7 @@ import type { RegistryContext } from '../context.js';
 import { errors } from '../errors.js';
 import { parseRangeHeader } from '../headers.js';
 import { sendBlob } from '../send-blob.js';
+import { whenContentMissing } from '../storage-error-map.js';
 
 /** How long a redirected pull's URL stays valid: longer than any client waits to follow it. */
 const REDIRECT_TTL_SECONDS = 20 * 60;
@@ -44,7 +45,9 @@ export async function getBlob(
   }
   if (request.method === 'HEAD' || blob.size === 0) return reply.send();
   // Opened before the response starts: a blob whose bytes are gone still gets an error response.
-  const reader = await ctx.blobs.openBlobReader(digest.value);
+  const reader = await ctx.blobs
+    .openBlobReader(digest.value)
+    .catch(whenContentMissing(request.log, digest.value, () => errors.blobUnknown(digest.value)));
   return sendBlob(reply, reader, served?.start ?? 0, served?.end ?? blob.size - 1);
 }
 

@@ -15,6 +15,7 @@ import type { RegistryContext } from '../context.js';
 import { ApiError, errors } from '../errors.js';
 import { mediaTypeOf, parseAccept } from '../headers.js';
 import type { ManifestReference } from '../route-match.js';
+import { whenContentMissing } from '../storage-error-map.js';
 
 export async function getManifest(
   ctx: RegistryContext,
@@ -42,7 +43,10 @@ export async function getManifest(
   // The copy in the record when there is one (and whole), the blob file otherwise.
   const inline = record.content;
   if (inline !== undefined && inline.length === record.size) return reply.send(inline);
-  return reply.send(await ctx.blobs.readBlob(record.digest));
+  const bytes = await ctx.blobs
+    .readBlob(record.digest)
+    .catch(whenContentMissing(request.log, record.digest, () => errors.manifestUnknown(referenceText(reference))));
+  return reply.send(bytes);
 }
 
 export async function putManifest(
