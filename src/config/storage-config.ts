@@ -23,6 +23,8 @@ export interface S3Settings {
   copyThreshold: number;
   /** Blob GETs answer 307 to a presigned URL of the object store instead of streaming through the node. */
   redirect: boolean;
+  /** Whether upload bytes are part of each request's signature (store/s3/s3-payload-signing.ts): auto signs over plain HTTP only. */
+  payloadSigning: 'auto' | 'signed' | 'unsigned';
 }
 
 export interface PostgresSettings {
@@ -46,7 +48,7 @@ export const S3_MIN_PART = 5 * 1024 * 1024;
 export const S3_MAX_COPY = 5 * 1024 * 1024 * 1024;
 
 /** What an s3 or postgres section holds when the file leaves a key out. */
-export const S3_DEFAULTS = { region: 'us-east-1', forcePathStyle: true, rootDirectory: '', partSize: 16 * 1024 * 1024, copyThreshold: S3_MAX_COPY, redirect: false };
+export const S3_DEFAULTS = { region: 'us-east-1', forcePathStyle: true, rootDirectory: '', partSize: 16 * 1024 * 1024, copyThreshold: S3_MAX_COPY, redirect: false, payloadSigning: 'auto' as const };
 export const POSTGRES_DEFAULTS = { poolSize: 10, schema: 'public', readCacheBytes: 64 * 1024 * 1024 };
 
 const notEmpty = (v: string): string | undefined => (v.length === 0 ? 'must not be empty' : undefined);
@@ -79,6 +81,7 @@ export const STORAGE_SCHEMA: SchemaNode = {
             partSize: { type: 'integer', min: S3_MIN_PART, max: 5 * 1024 * 1024 * 1024, doc: 'bytes' },
             copyThreshold: { type: 'integer', min: 1, max: S3_MAX_COPY, doc: 'bytes' },
             redirect: { type: 'boolean', doc: 'pulls redirect to presigned object-store URLs' },
+            payloadSigning: { type: 'string', enum: ['auto', 'signed', 'unsigned'], doc: 'auto: upload bytes signed over plain HTTP, not over HTTPS' },
           },
         },
       },

@@ -28,6 +28,7 @@ function blobStoreOptions(s3: S3Settings): S3BlobStoreOptions {
     partSizeBytes: s3.partSize,
     copyThresholdBytes: s3.copyThreshold,
     redirect: s3.redirect,
+    payloadSigning: s3.payloadSigning,
   };
 }
 

@@ -111,6 +111,7 @@ describe('configuration layers', () => {
       STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'registry-blobs',
       STOWAGE_STORAGE_BLOBS_S3_ENDPOINT: 'http://127.0.0.1:7480',
       STOWAGE_STORAGE_BLOBS_S3_PART_SIZE: String(8 * 1024 * 1024),
+      STOWAGE_STORAGE_BLOBS_S3_PAYLOAD_SIGNING: 'unsigned',
       STOWAGE_STORAGE_INDEX_DRIVER: 'postgres',
       STOWAGE_STORAGE_INDEX_POSTGRES_URL: 'postgres://u:p@127.0.0.1:5432/registry',
       STOWAGE_STORAGE_INDEX_POSTGRES_READ_CACHE_BYTES: '0',
@@ -127,6 +128,7 @@ describe('configuration layers', () => {
           partSize: 8 * 1024 * 1024,
           copyThreshold: 5 * 1024 * 1024 * 1024,
           redirect: false,
+          payloadSigning: 'unsigned',
         },
       },
       index: { driver: 'postgres', postgres: { url: 'postgres://u:p@127.0.0.1:5432/registry', poolSize: 10, schema: 'public', readCacheBytes: 0 } },
@@ -134,7 +136,7 @@ describe('configuration layers', () => {
     const fromFile = resolveConfig({
       file: file({ storage: { blobs: { driver: 's3', s3: { bucket: 'b1b', redirect: true } }, index: { driver: 'postgres', postgres: { url: 'postgres://h/db' } } } }),
     }).storage.blobs;
-    expect(fromFile).toMatchObject({ driver: 's3', s3: { bucket: 'b1b', redirect: true, partSize: 16 * 1024 * 1024 } });
+    expect(fromFile).toMatchObject({ driver: 's3', s3: { bucket: 'b1b', redirect: true, partSize: 16 * 1024 * 1024, payloadSigning: 'auto' } });
     const indexFromFile = resolveConfig({
       file: file({ storage: { blobs: { driver: 's3', s3: { bucket: 'b1b' } }, index: { driver: 'postgres', postgres: { url: 'postgres://h/db' } } } }),
     }).storage.index;
@@ -152,6 +154,9 @@ describe('configuration layers', () => {
     expect(() => resolveConfig({ file: file({ storage: { blobs: { s3: { bucket: 'abc' } } } }) })).toThrow(/storage\.blobs\.s3: is only read when storage\.blobs\.driver is s3/);
     expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_S3_PART_SIZE: '1024' } })).toThrow(/storage\.blobs\.s3\.partSize: must be at least 5242880.*STOWAGE_STORAGE_BLOBS_S3_PART_SIZE/);
     expect(() => resolveConfig({ env: { ...pg, STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'b' } })).toThrow(/not a bucket name/);
+    expect(() => resolveConfig({ env: { STOWAGE_STORAGE_BLOBS_S3_PAYLOAD_SIGNING: 'never' } })).toThrow(
+      /storage\.blobs\.s3\.payloadSigning: expected one of auto, signed, unsigned, got "never"/,
+    );
     expect(() =>
       resolveConfig({ env: { ...pg, STOWAGE_STORAGE_BLOBS_DRIVER: 's3', STOWAGE_STORAGE_BLOBS_S3_BUCKET: 'bkt', STOWAGE_STORAGE_BLOBS_S3_ACCESS_KEY_ID: 'k' } }),
     ).toThrow(/give both accessKeyId and secretAccessKey/);

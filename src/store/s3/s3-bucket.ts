@@ -21,6 +21,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { ByteRange } from '../blob-store.js';
 import { StorageError } from '../storage-errors.js';
+import { leavePayloadsUnsigned, signsPayload, type PayloadSigning } from './s3-payload-signing.js';
 
 export interface S3ConnectionOptions {
   /** e.g. http://127.0.0.1:7480; https when the store has TLS. Unset for AWS itself. */
@@ -32,6 +33,8 @@ export interface S3ConnectionOptions {
   secretAccessKey?: string;
   /** Path-style requests (endpoint/bucket/key), which RGW and MinIO setups usually need. */
   forcePathStyle: boolean;
+  /** Whether upload bytes are signed (s3-payload-signing.ts); default auto: signed over plain HTTP only. */
+  payloadSigning?: PayloadSigning;
 }
 
 export interface ObjectInfo {
@@ -62,6 +65,8 @@ const NETWORK_CODES = new Set([
 export class S3Bucket {
   readonly client: S3Client;
   readonly name: string;
+  /** Whether upload bytes are signed (s3-payload-signing.ts): a part can then not be sent before all of it is there. */
+  readonly signsPayloads: boolean;
 
   constructor(options: S3ConnectionOptions) {
     this.name = options.bucket;
@@ -91,6 +96,8 @@ export class S3Bucket {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    this.signsPayloads = signsPayload(options.payloadSigning ?? 'auto', options.endpoint);
+    if (!this.signsPayloads) leavePayloadsUnsigned(this.client);
   }
 
   /** Runs one request, an unreachable or failing store surfacing as BLOB_STORE_UNAVAILABLE. */
