@@ -3,6 +3,9 @@
 // HAProxy that balances round robin per request, so consecutive requests of one upload land on
 // different nodes. scripts/cluster.sh builds the same thing from nothing for people and
 // benchmarks; tests share the engines the run started instead of starting their own.
+// The second node leaves upload bytes out of its S3 signatures (payloadSigning unsigned), so
+// its parts go out while they fill (store/s3/s3-part-stream.ts), beside nodes that sign theirs:
+// every cluster test pushes through both kinds of part.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -126,7 +129,8 @@ export class TestCluster {
 
 async function startNode(dir: string, i: number, port: number, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
   // The root holds nothing of the cluster's data: S3 and PostgreSQL do. Each node has its own.
-  return ServerProcess.start(path.join(dir, `node-${i}`), [], env, `127.0.0.1:${port}`);
+  const signing = i === 1 ? { STOWAGE_STORAGE_BLOBS_S3_PAYLOAD_SIGNING: env.STOWAGE_STORAGE_BLOBS_S3_PAYLOAD_SIGNING ?? 'unsigned' } : {};
+  return ServerProcess.start(path.join(dir, `node-${i}`), [], { ...env, ...signing }, `127.0.0.1:${port}`);
 }
 
 async function startBalancer(dir: string, port: number, nodePorts: number[]): Promise<ChildProcess> {
