@@ -10,7 +10,8 @@
 #   scripts/cluster.sh start-node DIR I      # starts node I again on its port
 #
 # STOWAGE_CLUSTER_NODES (default 3) sets the node count; STOWAGE_NODE_ENV_* variables are passed
-# to every node without the prefix (STOWAGE_NODE_ENV_STOWAGE_LOG_LEVEL=debug). Needs Node 20,
+# to every node without the prefix (STOWAGE_NODE_ENV_STOWAGE_LOG_LEVEL=debug), and
+# STOWAGE_NODE_ARGS to node itself (STOWAGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"). Needs Node 20,
 # postgresql-15, ceph-mon ceph-osd radosgw ceph-common and haproxy (Debian packages).
 set -euo pipefail
 
@@ -48,7 +49,9 @@ start_node() { # index: runs node I in the background with the cluster's environ
       [[ "$name" == STOWAGE_NODE_ENV_* ]] && export "${name#STOWAGE_NODE_ENV_}=$value"
     done < <(env)
     cd "$DIR/node-$i"
-    exec node "$PROJECT/dist/src/cli.js" serve >>"$DIR/node-$i/node.log" 2>&1
+    # STOWAGE_NODE_ARGS: options of node itself, which NODE_OPTIONS refuses in part (--cpu-prof).
+    # shellcheck disable=SC2086
+    exec node ${STOWAGE_NODE_ARGS:-} "$PROJECT/dist/src/cli.js" serve >>"$DIR/node-$i/node.log" 2>&1
   ) &
   echo $! > "$DIR/node-$i/pid"
 }
@@ -79,6 +82,9 @@ case "$cmd" in
 esac
 
 command -v haproxy >/dev/null || die "haproxy is missing (apt-get install -y haproxy)"
+# `down` keeps DIR (the logs and the data are there to read), and the engines refuse to start
+# over state of their own: a second `up` needs a fresh DIR, said here before anything starts.
+[[ -e "$DIR/postgres" || -e "$DIR/node-1" ]] && die "$DIR holds a cluster's state from an earlier up; use a fresh DIR (or remove this one after: $0 down $DIR)"
 [[ -f "$PROJECT/dist/src/cli.js" ]] || (cd "$PROJECT" && npm run build >/dev/null) || die "npm run build failed"
 T0=$(date +%s)
 trap '[[ ${up_ok:-0} == 1 ]] || { echo "cluster.sh: bring-up failed; stopping what started (logs in $DIR)" >&2; "$0" down "$DIR" >/dev/null 2>&1; }' EXIT

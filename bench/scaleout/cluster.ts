@@ -18,7 +18,18 @@ export interface ScaleSpec {
   kind: 'stowage' | 'distribution';
   nodes: number;
   label: string;
+  /**
+   * A Stowage target in a setting other than its default, run through the push and pull rows
+   * only: `unsigned` leaves upload bytes out of the S3 signatures (storage.blobs.s3.payloadSigning),
+   * as RGW's own PutObject ceiling sends them.
+   */
+  variant?: 'unsigned';
 }
+
+/** The nodes' environment of each variant. */
+const VARIANT_ENV: Record<NonNullable<ScaleSpec['variant']>, Record<string, string>> = {
+  unsigned: { STOWAGE_STORAGE_BLOBS_S3_PAYLOAD_SIGNING: 'unsigned' },
+};
 
 export interface ScaleTarget {
   spec: ScaleSpec;
@@ -66,7 +77,7 @@ export async function startTarget(spec: ScaleSpec, engines: Engines, index: numb
       const child =
         spec.kind === 'distribution'
           ? await startDistribution(dir, i, ports[i], engines, bucket)
-          : startStowage(dir, i, ports[i], engines, bucket, schema);
+          : startStowage(dir, i, ports[i], engines, bucket, schema, spec.variant ? VARIANT_ENV[spec.variant] : {});
       nodes.push(child);
       await waitReady(`http://127.0.0.1:${ports[i]}`, child, `${spec.label} node ${i + 1}`);
     }
@@ -103,7 +114,7 @@ async function startDistribution(dir: string, i: number, port: number, engines: 
   return track(spawn('docker-registry', ['serve', file], { stdio: ['ignore', 'ignore', 'pipe'], env }));
 }
 
-function startStowage(dir: string, i: number, port: number, engines: Engines, bucket: string, schema: string): ChildProcess {
+function startStowage(dir: string, i: number, port: number, engines: Engines, bucket: string, schema: string, settings: Record<string, string>): ChildProcess {
   const root = path.join(dir, `node-${i}`);
   // No STOWAGE_* from our environment and an empty STOWAGE_CONFIG: only what is set here applies.
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STOWAGE_')));
@@ -118,6 +129,7 @@ function startStowage(dir: string, i: number, port: number, engines: Engines, bu
     STOWAGE_STORAGE_INDEX_DRIVER: 'postgres',
     STOWAGE_STORAGE_INDEX_POSTGRES_URL: engines.postgresUrl,
     STOWAGE_STORAGE_INDEX_POSTGRES_SCHEMA: schema,
+    ...settings,
   });
   const args = [CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--root', root, '--log-level', 'warn', '--no-access-log', '--auth', 'none'];
   return track(spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir, env }));

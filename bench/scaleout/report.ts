@@ -16,16 +16,28 @@ export function formatScaleout(report: ScaleoutReport): string {
   ];
   if (report.error) return [...head, '', `  FAILED: ${report.error}`].join('\n');
 
-  const byLabel = (kind: string, nodes: number) => report.targets.find((t) => t.spec.kind === kind && t.spec.nodes === nodes);
+  const byLabel = (kind: string, nodes: number) => report.targets.find((t) => t.spec.kind === kind && t.spec.nodes === nodes && !t.spec.variant);
   const pairs = [1, 3].map((nodes) => ({ nodes, stowage: byLabel('stowage', nodes), distribution: byLabel('distribution', nodes) }));
+  // Variants (cluster.ts) get ratios to RGW only: Distribution has no such setting to pair them with.
+  const variants = report.targets.filter((t) => t.spec.variant);
   const ceilings = new Map(report.ceilings.map((m) => [m.key, m]));
   const keys: Measurement[] = [];
   for (const t of report.targets) for (const m of t.measurements) if (!keys.some((k) => k.key === m.key)) keys.push(m);
 
   const value = (t: ScaleoutTargetResult | undefined, key: string) => t?.measurements.find((m) => m.key === key)?.value;
-  const short = (t: ScaleoutTargetResult) => `${t.spec.kind === 'stowage' ? 'stowage' : 'dist'} x${t.spec.nodes}`;
+  const short = (t: ScaleoutTargetResult) => `${t.spec.kind === 'stowage' ? 'stowage' : 'dist'}${t.spec.variant ? `-${t.spec.variant}` : ''} x${t.spec.nodes}`;
   const header = ['metric', 'unit', ...report.targets.map(short)];
-  header.push(...pairs.map((p) => `st/dist x${p.nodes}`), 'RGW', ...pairs.map((p) => `st x${p.nodes}/RGW`), ...pairs.map((p) => `dist x${p.nodes}/RGW`), 'RGW via LB', 'st x3/LB', 'dist x3/LB');
+  header.push(
+    ...pairs.map((p) => `st/dist x${p.nodes}`),
+    'RGW',
+    ...pairs.map((p) => `st x${p.nodes}/RGW`),
+    ...variants.map((t) => `${short(t).replace('stowage', 'st')}/RGW`),
+    ...pairs.map((p) => `dist x${p.nodes}/RGW`),
+    'RGW via LB',
+    'st x3/LB',
+    ...variants.filter((t) => t.spec.nodes > 1).map((t) => `${short(t).replace('stowage', 'st')}/LB`),
+    'dist x3/LB',
+  );
   const rows = keys.map((m) => {
     const ceiling = m.ceiling ? ceilings.get(m.ceiling) : undefined;
     const ofCeiling = (t: ScaleoutTargetResult | undefined) => (ceiling ? ratio(value(t, m.key), ceiling.value) : '');
@@ -38,9 +50,11 @@ export function formatScaleout(report: ScaleoutReport): string {
       ...pairs.map((p) => (m.unit === 'count' ? '' : ratio(value(p.stowage, m.key), value(p.distribution, m.key)))),
       ceiling ? fmt(ceiling.value, ceiling.unit) : '',
       ...pairs.map((p) => ofCeiling(p.stowage)),
+      ...variants.map((t) => ofCeiling(t)),
       ...pairs.map((p) => ofCeiling(p.distribution)),
       viaLb ? fmt(viaLb.value, viaLb.unit) : '',
       viaLb ? ratio(value(x3?.stowage, m.key), viaLb.value) : '',
+      ...variants.filter((t) => t.spec.nodes > 1).map((t) => (viaLb ? ratio(value(t, m.key), viaLb.value) : '')),
       viaLb ? ratio(value(x3?.distribution, m.key), viaLb.value) : '',
     ];
   });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { blobSlices, makeBlob, MiB, type Blob } from '../blobs.js';
+import { blobSlices, bytesOf, makeBlob, MiB, type Blob } from '../blobs.js';
 import { repeatMs, throughput, type Measurement } from '../measure.js';
 import { freePort } from '../servers.js';
 import { balancerConfig } from './balancer-config.js';
@@ -19,7 +19,7 @@ import { track } from './cluster.js';
 import type { ScaleoutConfig } from './config.js';
 import { cpuBetween, cpuSnapshot, perRun, type CpuUse } from './cpu.js';
 import { createBucket, emptyBucket, s3Client, type Engines } from './engines.js';
-import { RGW_GET, RGW_GET_CURL, RGW_PUT } from './workloads.js';
+import { RGW_GET, RGW_GET_CURL, RGW_PUT, RGW_PUT_SIGNED } from './workloads.js';
 
 /** The key of a ceiling measured through the balancer. */
 export const viaBalancer = (key: string): string => `${key}-haproxy`;
@@ -53,7 +53,7 @@ export async function rgwCeilings(engines: Engines, config: ScaleoutConfig, phas
   return out;
 }
 
-/** PutObject (SDK), GetObject (SDK, direct only) and GetObject by curl on a presigned URL. */
+/** PutObject (SDK; signed too, direct only), GetObject (SDK, direct only) and GetObject by curl on a presigned URL. */
 async function transfers(client: S3Client, bucket: string, blob: Blob, config: ScaleoutConfig, where: string, sdkGet: boolean): Promise<Measurement[]> {
   const size = blob.size;
   const key = 'ceiling-object';
@@ -64,6 +64,10 @@ async function transfers(client: S3Client, bucket: string, blob: Blob, config: S
   const put = await repeatMs(config.ceilingReps, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Readable.from(blobSlices(blob)), ContentLength: size })));
   out.push(withCpu(throughput(suffix(RGW_PUT), `RGW PutObject, one request (${label}, SDK${where})`, size, put), perRun(cpuBetween(start, cpuSnapshot(), new Set()), put.length)));
   if (sdkGet) {
+    const body = bytesOf(blob);
+    start = cpuSnapshot();
+    const signed = await repeatMs(config.ceilingReps, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: size })));
+    out.push(withCpu(throughput(RGW_PUT_SIGNED, `RGW PutObject, payload signed (${label}, SDK)`, size, signed), perRun(cpuBetween(start, cpuSnapshot(), new Set()), signed.length)));
     const get = await repeatMs(config.ceilingReps, async () => {
       const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       let bytes = 0;

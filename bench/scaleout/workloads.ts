@@ -13,7 +13,10 @@ import type { ScaleoutConfig } from './config.js';
 import type { ScaleTarget } from './cluster.js';
 import { cpuBetween, cpuSnapshot, perRun } from './cpu.js';
 
+/** RGW's PutObject of a stream, which the SDK sends UNSIGNED-PAYLOAD: the push rows' ceiling. */
 export const RGW_PUT = 'rgw/put';
+/** The same PutObject of a buffer, which the SDK signs with its SHA-256 and RGW checks: what signed parts cost RGW's client. */
+export const RGW_PUT_SIGNED = 'rgw/put-signed';
 export const RGW_GET = 'rgw/get';
 /**
  * The pull rows' ceiling: RGW's GetObject received by curl, the client that receives the

@@ -56,6 +56,13 @@ describe.skipIf(missing)('scripts/cluster.sh', () => {
     expect((await fetch(`${url}/v2/`).catch(() => undefined))?.status).toBeUndefined();
     expect(upMs).toBeLessThan(120_000);
     expect(downMs).toBeLessThan(120_000);
+    // DIR keeps the stopped cluster's state: a second up says so before starting anything.
+    const again = await run(SCRIPT, ['up', dir], { timeout: 30_000 }).then(
+      () => undefined,
+      (error: { stderr?: string }) => error.stderr ?? '',
+    );
+    expect(again).toMatch(/holds a cluster's state from an earlier up; use a fresh DIR/);
+    expect(await processesUnder(dir)).toEqual([]);
     console.log(`[cluster.sh] up in ${(upMs / 1000).toFixed(1)} s, down in ${(downMs / 1000).toFixed(1)} s`);
   }, 300_000);
 });
