@@ -35,6 +35,8 @@ export interface S3ConnectionOptions {
   forcePathStyle: boolean;
   /** Whether upload bytes are signed (s3-payload-signing.ts); default auto: signed over plain HTTP only. */
   payloadSigning?: PayloadSigning;
+  /** A request whose connection is silent this long fails (default 60 s); tests shorten it. */
+  idleTimeoutMs?: number;
 }
 
 export interface ObjectInfo {
@@ -42,6 +44,8 @@ export interface ObjectInfo {
   size: number;
   mtimeMs: number;
 }
+
+const IDLE_TIMEOUT_MS = 60_000;
 
 /** DeleteObjects takes at most this many keys per request. */
 const DELETE_BATCH = 1000;
@@ -88,7 +92,9 @@ export class S3Bucket {
         // A store that stops answering (a full Ceph OSD blocks writes without a word) must
         // fail the request, not hold it and its client forever. Idle time, not total: the
         // slowest legitimate request here, a server-side copy of a 5 GiB range, keeps sending.
-        requestTimeout: 60_000,
+        // That is the handler's socketTimeout; its requestTimeout is a total that only logs a
+        // warning unless told to throw.
+        socketTimeout: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
       }),
       // Checksums only where the API demands them: RGW and other S3-compatible stores do
       // not all accept the SDK's default flexible-checksum trailers. Data integrity is the
