@@ -29,15 +29,11 @@
 // completes it rather than copying every byte. The run's small segments stay until a hash
 // state past the part is durable, since a part cannot be read back. An upload whose
 // multipart upload was completed (a commit that failed after it) goes on with objects.
-//
-// With unsigned payloads, a window that starts a part and that the request's announced length
-// will fill goes out while it fills (s3-part-stream.ts), so the part ends with the request.
 
 import type { UploadAppender } from '../blob-store.js';
 import { copyBytes } from '../copy-bytes.js';
 import type { S3Bucket } from './s3-bucket.js';
 import { MAX_PARTS } from './s3-multipart.js';
-import { uploadPartStream, WindowStream } from './s3-part-stream.js';
 import { startParts, uploadPart, type UploadParts } from './s3-parts.js';
 import type { Segment, UploadKeys } from './s3-segments.js';
 import { sharedWindows, type WindowPool } from './s3-windows.js';
@@ -85,11 +81,6 @@ export class S3UploadAppender implements UploadAppender {
    * upload overwrites it.
    */
   private readonly holds = new Map<Buffer, number>();
-  /**
-   * The part being sent from the window as it fills, until the window is full; outside
-   * `running` until then, since a sync must not wait for bytes still to come.
-   */
-  private streaming: { window: Buffer; stream: WindowStream; abort: AbortController; done: Promise<void> } | undefined;
 
   /**
    * Opened at `offset`, the end of the upload's (already cut) data; `run` is its trailing
@@ -144,13 +135,11 @@ export class S3UploadAppender implements UploadAppender {
         // of memory); once one is full, the upload is a large one and later windows are whole.
         // A declared length sizes it at once (a 16 MiB PATCH is one window, not seven).
         this.window ??= this.acquireWindow(this.fullWindows ? this.partSizeBytes : this.windowSize(FIRST_WINDOW_BYTES));
-        if (this.window.length === this.partSizeBytes && this.position === this.windowStart) this.streamPart();
       }
       const filled = this.position - this.windowStart;
       const take = Math.min(data.length - at, this.partSizeBytes - filled);
       if (filled + take > this.window.length) this.growWindow(filled, filled + take);
       copyBytes(this.window, data.subarray(at, at + take), filled);
-      this.streaming?.stream.advance(filled + take);
       this.position += take;
       at += take;
       if (filled + take === this.partSizeBytes) this.queueFullSegment();
@@ -174,14 +163,6 @@ export class S3UploadAppender implements UploadAppender {
 
   /** Waits for writes under way (nothing may write after the caller rolls back); drops unsynced bytes. */
   async close(): Promise<void> {
-    // A part still filling will not get its bytes: aborted, the store keeps nothing of it.
-    const streaming = this.streaming;
-    this.streaming = undefined;
-    if (streaming) {
-      streaming.abort.abort();
-      streaming.stream.destroy();
-      await streaming.done;
-    }
     await this.settled();
     if (this.window !== undefined) this.drop(this.window);
     this.window = undefined;
@@ -198,14 +179,6 @@ export class S3UploadAppender implements UploadAppender {
     this.synced = 0;
     this.fullWindows = true;
     const number = start / this.partSizeBytes + 1;
-    const streamed = this.streaming;
-    if (streamed?.window === window) {
-      // Its part is already on the way: now it counts among the writes a sync waits for.
-      this.streaming = undefined;
-      this.track(streamed.done);
-      this.drop(window);
-      return;
-    }
     if (this.partsMode === 'none' && start === 0) this.partsMode = 'open';
     if (this.partsMode === 'open' && Number.isSafeInteger(number) && number < MAX_PARTS) {
       this.partsReady ??= startParts(this.bucket, this.keys, this.partSizeBytes);
@@ -233,33 +206,6 @@ export class S3UploadAppender implements UploadAppender {
       await this.bucket.deleteKeys(run.filter((segment) => segment.start !== start).map((segment) => segment.key));
     }, window);
     this.drop(window);
-  }
-
-  /** Starts sending the new, empty window as its part, when the announced bytes fill it and parts take it. */
-  private streamPart(): void {
-    const start = this.windowStart;
-    const number = start / this.partSizeBytes + 1;
-    if (this.bucket.signsPayloads || this.expectedEnd < start + this.partSizeBytes) return;
-    if (!Number.isSafeInteger(number) || number >= MAX_PARTS) return;
-    if (this.partsMode !== 'open' && !(this.partsMode === 'none' && start === 0)) return;
-    this.partsMode = 'open';
-    this.partsReady ??= startParts(this.bucket, this.keys, this.partSizeBytes);
-    const ready = this.partsReady;
-    const window = this.window!;
-    const stream = new WindowStream(window);
-    const abort = new AbortController();
-    this.hold(window);
-    const done = (async () => {
-      try {
-        await uploadPartStream(this.bucket, this.keys, await ready, number, stream, window.length, abort.signal);
-      } finally {
-        this.drop(window);
-      }
-    })().catch((error: unknown) => {
-      // An abort is close()'s own doing, for a window that did not fill: not a failure.
-      if (!abort.signal.aborted) this.failure ??= { error };
-    });
-    this.streaming = { window, stream, abort, done };
   }
 
   private growWindow(filled: number, needed: number): void {
