@@ -3,9 +3,8 @@
 // HAProxy that balances round robin per request, so consecutive requests of one upload land on
 // different nodes. scripts/cluster.sh builds the same thing from nothing for people and
 // benchmarks; tests share the engines the run started instead of starting their own.
-// The second node leaves upload bytes out of its S3 signatures (payloadSigning unsigned), so
-// its parts go out while they fill (store/s3/s3-part-stream.ts), beside nodes that sign theirs:
-// every cluster test pushes through both kinds of part.
+// The second node leaves upload bytes out of its S3 signatures (payloadSigning unsigned),
+// beside nodes that sign theirs: every cluster test pushes through both kinds of part.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
