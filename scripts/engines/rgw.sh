@@ -123,6 +123,11 @@ rgw_data = $D/rgw/\$cluster-\$id
 rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw_dns_name = localhost
 rgw_enable_usage_log = false
+# RGW frees the data of deleted and overwritten objects in its garbage collector, by default
+# two hours later. A memstore OSD fills up first in a long run of pushes (every upload's
+# segments and parts are deleted at commit), and a full OSD blocks writes without an error.
+rgw_gc_obj_min_wait = 60
+rgw_gc_processor_period = 60
 EOF
 
 monmaptool --create --fsid "$(awk '/^fsid/ {print $3}' "$CONF")" --addv a "[v2:127.0.0.1:$MON_PORT]" "$D/monmap" >/dev/null
