@@ -69,8 +69,6 @@ const NETWORK_CODES = new Set([
 export class S3Bucket {
   readonly client: S3Client;
   readonly name: string;
-  /** Whether upload bytes are signed (s3-payload-signing.ts): a part can then not be sent before all of it is there. */
-  readonly signsPayloads: boolean;
 
   constructor(options: S3ConnectionOptions) {
     this.name = options.bucket;
@@ -102,8 +100,7 @@ export class S3Bucket {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
-    this.signsPayloads = signsPayload(options.payloadSigning ?? 'auto', options.endpoint);
-    if (!this.signsPayloads) leavePayloadsUnsigned(this.client);
+    if (!signsPayload(options.payloadSigning ?? 'auto', options.endpoint)) leavePayloadsUnsigned(this.client);
   }
 
   /** Runs one request, an unreachable or failing store surfacing as BLOB_STORE_UNAVAILABLE. */
