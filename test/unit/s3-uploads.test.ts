@@ -211,7 +211,7 @@ describe.skipIf(skip)('S3BlobStore uploads', () => {
     });
   });
 
-  it('removeUpload leaves nothing under the upload\'s prefix', async () => {
+  it('removeUpload leaves nothing under the upload\'s prefix, its multipart upload aborted', async () => {
     await withStore({ partSizeBytes: 5 * MIB }, async (store) => {
       await store.createUpload(REPO, UPLOAD_ID, new Date(), 'sha256');
       const writer = await store.openUploadAppender(REPO, UPLOAD_ID, 0);
@@ -224,10 +224,21 @@ describe.skipIf(skip)('S3BlobStore uploads', () => {
       const before: string[] = [];
       for await (const { key } of store.bucket.list(prefix)) before.push(key);
       expect(before.length).toBeGreaterThan(2);
+      const multipart = async () => {
+        const found: string[] = [];
+        for await (const { uploadId } of store.bucket.multipartUploads(prefix)) found.push(uploadId);
+        return found;
+      };
+      // Past one part: the upload has a multipart upload of its own, which must go too.
+      expect(await multipart()).toHaveLength(1);
+      const requests = recordRequests(store);
       await store.removeUpload(REPO, UPLOAD_ID);
+      // Found by its marker among the objects: no listing of multipart uploads on every commit.
+      expect(requests.map((r) => r.name)).toEqual(['ListObjectsV2Command', 'AbortMultipartUploadCommand', 'DeleteObjectsCommand']);
       const after: string[] = [];
       for await (const { key } of store.bucket.list(prefix)) after.push(key);
       expect(after).toEqual([]);
+      expect(await multipart()).toEqual([]);
       expect(await store.uploadExists(REPO, UPLOAD_ID)).toBe(false);
       expect(await store.uploadActivity(REPO, UPLOAD_ID)).toBeUndefined();
     });

@@ -221,9 +221,16 @@ export class S3BlobStore extends S3BlobTree implements BlobStore {
 
   async removeUpload(repo: string, id: string): Promise<void> {
     const keys = this.uploadKeys(repo, id);
-    // The multipart upload first: once its marker is gone, only strayFiles would find it.
-    for await (const upload of this.bucket.multipartUploads(keys.dataPrefix)) await this.bucket.abortMultipart(upload.key, upload.uploadId);
-    await this.bucket.deletePrefix(keys.prefix);
+    const objects: string[] = [];
+    for await (const { key } of this.bucket.list(keys.prefix)) objects.push(key);
+    // The multipart upload first, found by its marker (no listing of multipart uploads, a
+    // request per commit): once the marker is gone, only strayFiles would find it. One that
+    // never got its marker, a crash between the two, is such a stray already.
+    for (const key of objects) {
+      const marker = parseMarker(keys, key);
+      if (marker !== undefined) await this.bucket.abortMultipart(keys.segment(0), marker.uploadId);
+    }
+    await this.bucket.deleteKeys(objects);
   }
 
   /** The upload's parts, if it has a multipart upload; a completed one's marker is removed (it goes on with objects). */
