@@ -6,32 +6,23 @@
 //
 // Needs the compiled server: run `npm run build` first.
 
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, rmdir, statfs } from 'node:fs/promises';
+import { open, rm, statfs } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFsck } from '../../src/tools/fsck/fsck.js';
 import { ServerProcess } from '../helpers/server-process.js';
+import { mountSmallDisk } from '../helpers/small-disk.js';
 
 const MiB = 1024 * 1024;
 const REPO = 'faults/full';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-const mountPoint = await mkdtemp(path.join(os.tmpdir(), 'stowage-full-'));
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mountPoint], { stdio: 'pipe' });
-  mounted = true;
-} catch (error) {
-  console.warn(
-    `\n!!! SKIPPING test/faults/disk-full.test.ts: cannot mount a size-limited tmpfs (${(error as Error).message.split('\n')[0]}).\n` +
-      '!!! Run the suite as root (as .ci/run does) to test a full disk.\n',
-  );
-}
+const disk = mountSmallDisk('test/faults/disk-full.test.ts', 64, 'a full disk');
+const mountPoint = disk.path;
+const mounted = disk.mounted;
 
 const root = path.join(mountPoint, 'root');
 const filler = path.join(mountPoint, 'filler');
@@ -39,8 +30,7 @@ let server: ServerProcess | undefined;
 
 afterAll(async () => {
   await server?.kill();
-  if (mounted) execFileSync('umount', ['-l', mountPoint]);
-  await rmdir(mountPoint).catch(() => undefined);
+  disk.remove();
 });
 
 /** Writes the filler until the filesystem refuses: every free block is taken. */

@@ -4,28 +4,19 @@
 // LMDB file on a 16 MiB tmpfs the test mounts; a filler takes every free block, so the
 // commit's write fails with ENOSPC. Skipped, loudly, where mounts are refused (needs root).
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, rmdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardFailedCommits } from '../../src/store/lmdb/commit-guard.js';
 import { COMMIT_ATTEMPTS, writeTransaction } from '../../src/store/lmdb/write-transaction.js';
 import { StorageError } from '../../src/store/storage-errors.js';
+import { mountSmallDisk } from '../helpers/small-disk.js';
 
 const MiB = 1024 * 1024;
-const mountPoint = mkdtempSync(path.join(os.tmpdir(), 'stowage-commit-retry-'));
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mountPoint], { stdio: 'pipe' });
-  mounted = true;
-} catch (error) {
-  console.warn(
-    `\n!!! SKIPPING test/faults/lmdb-commit-retry.test.ts: cannot mount a size-limited tmpfs (${(error as Error).message.split('\n')[0]}).\n` +
-      '!!! Run the suite as root (as .ci/run does) to test failed commits.\n',
-  );
-}
+const disk = mountSmallDisk('test/faults/lmdb-commit-retry.test.ts', 16, 'failed commits');
+const mountPoint = disk.path;
+const mounted = disk.mounted;
 
 const filler = path.join(mountPoint, 'filler');
 let env: RootDatabase;
@@ -51,8 +42,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await env?.close();
-  if (mounted) execFileSync('umount', ['-l', mountPoint]);
-  rmdirSync(mountPoint);
+  disk.remove();
 });
 
 describe.skipIf(!mounted)('LMDB write transactions when a commit fails', () => {
