@@ -16,6 +16,16 @@ export interface Exchange {
   status: number;
   transferEncoding?: string;
   contentLength?: string;
+  /** Every request header as the client sent it. */
+  requestHeaders: http.IncomingHttpHeaders;
+}
+
+export interface RecordingProxyOptions {
+  /**
+   * Changes request bodies on the way (a link that corrupts bytes): the body is collected
+   * whole, passed with its request, and what this returns is sent on instead.
+   */
+  rewriteBody?: (req: http.IncomingMessage, body: Buffer) => Buffer;
 }
 
 export interface RecordingProxy {
@@ -25,7 +35,7 @@ export interface RecordingProxy {
   close(): Promise<void>;
 }
 
-export async function startRecordingProxy(targetUrl: string): Promise<RecordingProxy> {
+export async function startRecordingProxy(targetUrl: string, options: RecordingProxyOptions = {}): Promise<RecordingProxy> {
   const target = new URL(targetUrl);
   const agent = new http.Agent({ keepAlive: true });
   const exchanges: Exchange[] = [];
@@ -49,6 +59,7 @@ export async function startRecordingProxy(targetUrl: string): Promise<RecordingP
           status: upstreamRes.statusCode ?? 0,
           transferEncoding: req.headers['transfer-encoding'],
           contentLength: req.headers['content-length'],
+          requestHeaders: req.headers,
         });
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.rawHeaders);
         upstreamRes.pipe(res);
@@ -58,7 +69,11 @@ export async function startRecordingProxy(targetUrl: string): Promise<RecordingP
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
       res.end(`proxy: ${error.message}`);
     });
-    req.pipe(upstream);
+    const { rewriteBody } = options;
+    if (!rewriteBody) return void req.pipe(upstream);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => upstream.end(rewriteBody(req, Buffer.concat(chunks))));
   });
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
